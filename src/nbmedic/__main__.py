@@ -1,0 +1,3 @@
+from nbmedic.cli import main
+
+raise SystemExit(main())

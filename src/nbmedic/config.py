@@ -1,0 +1,145 @@
+"""``[tool.nbmedic]`` configuration, found by walking up from the checked paths to a pyproject.toml."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from nbmedic.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MiB = 1024 * 1024
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB, "mib": MiB,
+               "g": 1024 * MiB, "gb": 1024 * MiB, "gib": 1024 * MiB}
+
+
+def parse_size(value: object, *, what: str = "size") -> int:
+    """``10M``, ``512KiB``, ``2G`` or a plain number of bytes."""
+    if isinstance(value, bool):
+        raise UsageError(f"{what}: expected a size such as 10M, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise UsageError(f"{what}: size must not be negative")
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        number = text.rstrip("kmgib")
+        unit = text[len(number):]
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = -1.0
+        if unit in _SIZE_UNITS and amount >= 0:
+            return int(amount * _SIZE_UNITS[unit])
+    raise UsageError(f"{what}: expected a size such as 10M or 512K, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    strict: bool = False
+    clean: bool = False
+    max_size: int = 10 * MiB
+    max_output_size: int = 1 * MiB
+    max_stream_lines: int = 10_000
+    exclude: tuple[str, ...] = ()
+    source: str | None = None  # the pyproject.toml it came from
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def wants(self, code: str) -> bool:
+        from nbmedic.findings import code_matches
+
+        if self.select and not code_matches(code, self.select):
+            return False
+        return not code_matches(code, self.ignore)
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def split_codes(value: object, *, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items: Sequence[object] = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise UsageError(f"{what}: expected a list of codes such as [\"NB011\", \"NB04\"]")
+    codes = []
+    for item in items:
+        if not isinstance(item, str):
+            raise UsageError(f"{what}: expected codes as strings, got {item!r}")
+        code = item.strip().upper()
+        if code:
+            if not code.isalnum():
+                raise UsageError(f"{what}: {item!r} is not a finding code or prefix")
+            codes.append(code)
+    return tuple(codes)
+
+
+def find_pyproject(start: Path) -> Path | None:
+    here = start.resolve()
+    if not here.is_dir():
+        here = here.parent
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_KNOWN = {"select", "ignore", "strict", "clean", "max_size", "max_output_size", "max_stream_lines", "exclude"}
+
+
+def load_config(start: Path | None = None, *, pyproject: Path | None = None) -> Config:
+    """Read ``[tool.nbmedic]`` from the nearest pyproject.toml above ``start`` (default: cwd)."""
+    path = pyproject or find_pyproject(start or Path.cwd())
+    if path is None:
+        return Config()
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML: {exc}") from None
+    section = doc.get("tool", {}).get("nbmedic", {})
+    if not isinstance(section, dict):
+        raise UsageError(f"{path}: [tool.nbmedic] must be a table")
+    return config_from_mapping(section, source=str(path))
+
+
+def config_from_mapping(section: Mapping[str, Any], *, source: str | None = None) -> Config:
+    where = f"{source} [tool.nbmedic]" if source else "[tool.nbmedic]"
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for raw_key, value in section.items():
+        key = raw_key.replace("-", "_")
+        if key not in _KNOWN:
+            extra[raw_key] = value  # tables of later subcommands, e.g. [tool.nbmedic.strip]
+            continue
+        if key in ("select", "ignore"):
+            values[key] = split_codes(value, what=f"{where} {raw_key}")
+        elif key in ("strict", "clean"):
+            if not isinstance(value, bool):
+                raise UsageError(f"{where} {raw_key}: expected true or false, got {value!r}")
+            values[key] = value
+        elif key == "max_stream_lines":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{where} {raw_key}: expected a positive integer, got {value!r}")
+            values[key] = value
+        elif key == "exclude":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UsageError(f"{where} {raw_key}: expected a list of glob patterns")
+            values[key] = tuple(value)
+        else:
+            values[key] = parse_size(value, what=f"{where} {raw_key}")
+    return Config(source=source, extra=extra, **values)

@@ -1,0 +1,149 @@
+"""The spine of nbmedic: every probe produces Findings, every renderer renders them.
+
+Nothing else crosses module borders.  A Finding is immutable; its JSON form is a public
+contract (see ``to_dict``) and must stay backward compatible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+_SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found, with the facts behind it and what to do about it."""
+
+    code: str
+    severity: Severity
+    path: str | None
+    message: str
+    cell: int | None = None
+    cell_id: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "path": self.path,
+            "cell": self.cell,
+            "cell_id": self.cell_id,
+            "message": self.message,
+            "evidence": dict(self.evidence),
+            "fix": self.fix,
+        }
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (
+            self.path or "",
+            -1 if self.cell is None else self.cell,
+            _SEVERITY_RANK[self.severity],
+            self.code,
+        )
+
+
+class CodeInfo(NamedTuple):
+    """What a finding code means: documented in the README's code table."""
+
+    code: str
+    severity: Severity
+    title: str
+    fix: str
+
+
+_CODE_LIST: tuple[CodeInfo, ...] = (
+    # NB0xx: the notebook file (static, never executes code)
+    CodeInfo("NB000", "error", "the file cannot be read (permissions, a broken link, an I/O error)",
+             "check the file's permissions and that it exists: `ls -l FILE`"),
+    CodeInfo("NB001", "error", "the file is not JSON: empty, truncated, an HTML page, binary or broken text",
+             "restore the file from version control or a `.~name.ipynb` / checkpoint copy; "
+             "`nbmedic repair FILE` recovers the complete cells of a truncated file"),
+    CodeInfo("NB002", "error", "git conflict markers left inside the file by a plain-text merge",
+             "`nbmedic repair FILE` rebuilds both sides and keeps every cell"),
+    CodeInfo("NB003", "error", "the notebook violates the nbformat schema (info for the old nbformat 3)",
+             "`nbmedic repair FILE`, or re-save it with current Jupyter tools"),
+    CodeInfo("NB004", "error", "cell ids are wrong: present while nbformat_minor < 5, duplicated, "
+             "missing, or with invalid characters", "`nbmedic repair FILE` adds, de-duplicates and fixes ids"),
+    CodeInfo("NB010", "warning", "outputs are committed although the project asks for clean notebooks",
+             "`jupyter nbconvert --clear-output --inplace FILE` (or `nbmedic strip` once available)"),
+    CodeInfo("NB011", "warning", "execution counts are out of order: cells were run non-linearly, "
+             "hidden state likely", "restart the kernel and run all cells top to bottom, then save"),
+    CodeInfo("NB012", "warning", "code cells were never executed between executed ones",
+             "restart the kernel and run all cells top to bottom, then save"),
+    CodeInfo("NB013", "info", "execution counts do not start at 1 or have gaps (state from earlier runs)",
+             "restart the kernel and run all cells top to bottom, then save"),
+    CodeInfo("NB020", "warning", "the notebook is larger than the size limit",
+             "clear or shrink the largest outputs (save plots as files, print less)"),
+    CodeInfo("NB021", "warning", "a single output is larger than the output limit",
+             "shrink that output: downsample images, print summaries, write data to files"),
+    CodeInfo("NB022", "info", "a stream output has more than 10,000 lines",
+             "print less (progress bars, loops); log to a file instead"),
+    CodeInfo("NB030", "warning", "`metadata.kernelspec` is missing or incomplete",
+             "open the notebook, pick a kernel and save, or add {\"name\", \"display_name\", \"language\"}"),
+    CodeInfo("NB031", "warning", "the notebook's kernel is not installed on this machine",
+             "`python -m ipykernel install --user --name NAME` in the right environment, "
+             "or switch the notebook's kernel"),
+    CodeInfo("NB040", "warning", "absolute local paths in code are not portable to other machines",
+             "use paths relative to the notebook, `pathlib.Path.home()`, or a configurable variable"),
+    CodeInfo("NB041", "warning", "an imported module is not importable by the kernel's interpreter",
+             "`%pip install PACKAGE` inside the notebook (installs into the kernel's environment)"),
+    CodeInfo("NB050", "warning", "widget outputs without saved widget state will not render when reopened",
+             "in JupyterLab: Settings > Save Widget State Automatically, then re-run and save"),
+    CodeInfo("NB051", "info", "the notebook was saved with error outputs",
+             "fix the failing cells, or clear their outputs if the errors are intended"),
+)
+
+CODES: dict[str, CodeInfo] = {info.code: info for info in _CODE_LIST}
+
+
+def code_info(code: str) -> CodeInfo:
+    return CODES[code]
+
+
+def make(
+    code: str,
+    path: str | None,
+    message: str,
+    *,
+    cell: int | None = None,
+    cell_id: str | None = None,
+    evidence: Mapping[str, Any] | None = None,
+    fix: str | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """Build a Finding whose severity and fix default to the code's registry entry."""
+    info = CODES[code]
+    return Finding(
+        code=code,
+        severity=severity or info.severity,
+        path=path,
+        message=message,
+        cell=cell,
+        cell_id=cell_id,
+        evidence=dict(evidence or {}),
+        fix=info.fix if fix is None else fix,
+    )
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=Finding.sort_key)
+
+
+def code_matches(code: str, patterns: Iterable[str]) -> bool:
+    """True if ``code`` matches any pattern: an exact code or a prefix (``NB``, ``NB0``, ``NB01``)."""
+    return any(code.startswith(p) for p in patterns)
+
+
+def exit_code(findings: Iterable[Finding], *, strict: bool = False) -> int:
+    """0 = no error findings, 1 = error findings (or warnings with ``strict``)."""
+    failing = {"error", "warning"} if strict else {"error"}
+    return 1 if any(f.severity in failing for f in findings) else 0

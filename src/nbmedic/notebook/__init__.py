@@ -1,0 +1,23 @@
+"""Notebook file I/O: fast reading with precise diagnosis, canonical writing, atomic replace."""
+
+from nbmedic.notebook.io import (
+    NotebookReadError,
+    ReadProblem,
+    atomic_write_bytes,
+    detect_newline,
+    dumps,
+    load_bytes,
+    read_notebook,
+    write_notebook,
+)
+
+__all__ = [
+    "NotebookReadError",
+    "ReadProblem",
+    "atomic_write_bytes",
+    "detect_newline",
+    "dumps",
+    "load_bytes",
+    "read_notebook",
+    "write_notebook",
+]

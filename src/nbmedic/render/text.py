@@ -1,0 +1,70 @@
+"""The readable terminal report: grouped by file, one block per finding (rich; colour only on a TTY)."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
+
+from nbmedic.findings import Finding, sort_findings
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+_MAX_EVIDENCE = 6
+_MAX_VALUE = 160
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        items = [_short(v) for v in value[:8]]
+        text = ", ".join(items) + (f", … ({len(value)} in all)" if len(value) > 8 else "")
+    elif isinstance(value, Mapping):
+        text = ", ".join(f"{k}={_short(v)}" for k, v in list(value.items())[:6])
+    else:
+        text = str(value)
+    text = text.replace("\n", "⏎ ")
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+def render_text(
+    findings: Iterable[Finding],
+    *,
+    files: Sequence[str],
+    stream: IO[str] | None = None,
+    title: str | None = None,
+    show_info: bool = True,
+) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.text import Text
+
+    out = stream or sys.stdout
+    console = Console(file=out, highlight=False, soft_wrap=True, emoji=False,
+                      force_terminal=None if out.isatty() else False)
+    ordered = sort_findings(f for f in findings if show_info or f.severity != "info")
+    if title:
+        console.print(Text(title, style="bold"))
+    by_file = {k: list(g) for k, g in itertools.groupby(ordered, key=lambda f: f.path or "(machine)")}
+    for path in [*files, *(p for p in by_file if p not in files)]:
+        group = by_file.get(path, [])
+        if not group:
+            console.print(Text.assemble(("✓ ", "green"), (path, "bold"), ("  no problems found", "dim")))
+            continue
+        worst = group[0].severity if group else "info"
+        mark = {"error": "✗ ", "warning": "! ", "info": "· "}[worst]
+        console.print(Text.assemble((mark, _STYLE[worst]), (path, "bold")))
+        for f in group:
+            where = f"cell {f.cell}" if f.cell is not None else "file"
+            head = Text.assemble(
+                ("  ", ""), (f"{f.code} ", _STYLE[f.severity]), (f"{f.severity:<7} ", _STYLE[f.severity]),
+                (f"{where}: ", "bold"), (f.message, ""))
+            console.print(head)
+            for key, value in list(f.evidence.items())[:_MAX_EVIDENCE]:
+                console.print(f"      [dim]{escape(str(key))}:[/dim] {escape(_short(value))}")
+            if f.fix:
+                console.print(f"      [green]fix:[/green] {escape(f.fix)}")
+    counts = {s: sum(1 for f in ordered if f.severity == s) for s in ("error", "warning", "info")}
+    n = len(files)
+    tail = (f"{n} notebook{'s' if n != 1 else ''} checked: {counts['error']} error(s), "
+            f"{counts['warning']} warning(s), {counts['info']} info")
+    console.print(Text(tail, style="bold red" if counts["error"] else ("yellow" if counts["warning"] else "green")))

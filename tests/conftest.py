@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbmedic.cli import main
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``nbmedic ARGS`` in-process; return (exit code, stdout, stderr)."""
+
+    def _run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
+@pytest.fixture
+def check_json(run_cli: Callable[..., tuple[int, str, str]]) -> Callable[..., tuple[int, list[dict[str, Any]]]]:
+    """Run ``nbmedic check --format json PATHS...``; return (exit code, findings)."""
+
+    def _check(*args: str) -> tuple[int, list[dict[str, Any]]]:
+        code, out, err = run_cli("check", "--format", "json", *args)
+        assert code in (0, 1), err
+        doc = json.loads(out)
+        assert doc["version"] == 1
+        return code, doc["findings"]
+
+    return _check
+
+
+def codes(findings: list[dict[str, Any]]) -> list[str]:
+    return sorted(f["code"] for f in findings)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run in a temp folder so no pyproject.toml of the repository leaks into them."""
+    monkeypatch.chdir(tmp_path)
