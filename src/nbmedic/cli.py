@@ -18,8 +18,8 @@ ISSUES_URL = "https://github.com/nbmedic/nbmedic/issues"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"nbmedic: error: {message}\n")
+        """One line, not the whole usage block: the message and where to read more."""
+        self.exit(EXIT_USAGE, f"nbmedic: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_report_options(p: argparse.ArgumentParser) -> None:

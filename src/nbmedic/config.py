@@ -85,13 +85,22 @@ def split_codes(value: object, *, what: str) -> tuple[str, ...]:
     return tuple(codes)
 
 
+def _has_section(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return "nbmedic" in tomllib.load(fh).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # let load_config report it
+
+
 def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml above ``start`` that has a ``[tool.nbmedic]`` table."""
     here = start.resolve()
     if not here.is_dir():
         here = here.parent
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"
-        if candidate.is_file():
+        if candidate.is_file() and _has_section(candidate):
             return candidate
     return None
 
@@ -143,3 +152,31 @@ def config_from_mapping(section: Mapping[str, Any], *, source: str | None = None
         else:
             values[key] = parse_size(value, what=f"{where} {raw_key}")
     return Config(source=source, extra=extra, **values)
+
+
+class ConfigResolver:
+    """The configuration for each notebook: the nearest ``[tool.nbmedic]`` above it, then the CLI's overrides.
+
+    With an explicit ``pyproject`` every notebook gets that one file's configuration.
+    """
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None, pyproject: Path | None = None) -> None:
+        self._overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self._fixed = load_config(pyproject=pyproject).with_overrides(**self._overrides) if pyproject else None
+        self._by_file: dict[Path | None, Config] = {}
+        self._by_dir: dict[Path, Config] = {}
+
+    def for_path(self, path: Path) -> Config:
+        if self._fixed is not None:
+            return self._fixed
+        folder = path.parent.resolve() if not path.is_dir() else path.resolve()
+        config = self._by_dir.get(folder)
+        if config is None:
+            source = find_pyproject(folder)
+            config = self._by_file.get(source)
+            if config is None:
+                config = load_config(pyproject=source).with_overrides(**self._overrides) if source else \
+                    Config().with_overrides(**self._overrides)
+                self._by_file[source] = config
+            self._by_dir[folder] = config
+        return config

@@ -119,6 +119,7 @@ def check_file(path: Path, config: Config, env: CheckEnv | None = None) -> list[
 
 
 def check_paths(paths: Iterable[Path], config: Config, env: CheckEnv | None = None) -> list[Finding]:
+    """Every finding for ``paths`` under one configuration (the CLI resolves one per folder instead)."""
     env = env or CheckEnv()
     found: list[Finding] = []
     for path in paths:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from nbmedic.commands.common import discover, emit, resolve_config
+from nbmedic.commands.common import discover, emit, resolver_from_args, static_findings
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from nbmedic.checks import check_paths
     from nbmedic.checks.engine import display_path
 
-    config = resolve_config(args)
-    paths = discover(args.paths, config)
-    findings = check_paths(paths, config)
-    return emit(findings, [display_path(p) for p in paths], args.format, config=config)
+    resolver = resolver_from_args(args)
+    paths = discover(args.paths, resolver)
+    findings, code = static_findings(paths, resolver)
+    emit(findings, [display_path(p) for p in paths], args.format)
+    return code

@@ -1,4 +1,4 @@
-"""What the reporting commands share: config resolution, notebook discovery, output."""
+"""What the reporting commands share: config resolution, notebook discovery, static checks, output."""
 
 from __future__ import annotations
 
@@ -8,35 +8,58 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nbmedic.config import Config, load_config, split_codes
+from nbmedic.config import ConfigResolver, split_codes
 from nbmedic.errors import UsageError
 from nbmedic.findings import Finding, exit_code
 
 
-def resolve_config(args: argparse.Namespace) -> Config:
+def resolver_from_args(args: argparse.Namespace) -> ConfigResolver:
+    """Per-notebook configuration: the nearest ``[tool.nbmedic]`` (or ``--config``), then the CLI options."""
     pyproject = Path(args.config) if getattr(args, "config", None) else None
     if pyproject is not None and not pyproject.is_file():
         raise UsageError(f"--config {pyproject}: no such file")
-    first = Path(args.paths[0]) if getattr(args, "paths", None) else Path.cwd()
-    config = load_config(first if first.exists() else Path.cwd(), pyproject=pyproject)
-    return config.with_overrides(
-        select=split_codes(args.select, what="--select") if getattr(args, "select", None) else None,
-        ignore=split_codes(args.ignore, what="--ignore") if getattr(args, "ignore", None) else None,
-        strict=getattr(args, "strict", None),
-    )
+    overrides = {
+        "select": split_codes(args.select, what="--select") if getattr(args, "select", None) else None,
+        "ignore": split_codes(args.ignore, what="--ignore") if getattr(args, "ignore", None) else None,
+        "strict": getattr(args, "strict", None),
+    }
+    return ConfigResolver(overrides, pyproject=pyproject)
 
 
-def discover(paths: Sequence[str], config: Config) -> list[Path]:
+def discover(paths: Sequence[str], resolver: ConfigResolver) -> list[Path]:
     from nbmedic.discover import iter_notebooks
 
-    found = list(iter_notebooks(paths, exclude=config.exclude))
+    found = [p for p in iter_notebooks(paths) if not _excluded(p, resolver)]
     if not found:
         raise UsageError(f"no notebooks (*.ipynb) found under {', '.join(paths)}")
     return found
 
 
-def emit(findings: list[Finding], files: list[str], fmt: str, *, config: Config,
-         title: str | None = None, extra: Mapping[str, Any] | None = None) -> int:
+def _excluded(path: Path, resolver: ConfigResolver) -> bool:
+    import fnmatch
+
+    patterns = resolver.for_path(path).exclude
+    text = path.as_posix()
+    return any(fnmatch.fnmatch(text, pat) or fnmatch.fnmatch(path.name, pat) for pat in patterns)
+
+
+def static_findings(paths: Sequence[Path], resolver: ConfigResolver) -> tuple[list[Finding], int]:
+    """Every static finding for ``paths`` and the exit code they imply (each file under its own config)."""
+    from nbmedic.checks import CheckEnv, check_file
+
+    env = CheckEnv()
+    findings: list[Finding] = []
+    code = 0
+    for path in paths:
+        config = resolver.for_path(path)
+        found = check_file(path, config, env)
+        code = max(code, exit_code(found, strict=config.strict))
+        findings.extend(found)
+    return findings, code
+
+
+def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | None = None,
+         extra: Mapping[str, Any] | None = None) -> None:
     from nbmedic.findings import sort_findings
     from nbmedic.render.json import summary
 
@@ -49,4 +72,3 @@ def emit(findings: list[Finding], files: list[str], fmt: str, *, config: Config,
         from nbmedic.render.text import render_text
 
         render_text(ordered, files=files, title=title)
-    return exit_code(ordered, strict=config.strict)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-from nbmedic.commands.common import discover, emit, resolve_config
+from nbmedic.commands.common import discover, emit, resolver_from_args, static_findings
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from nbmedic.checks import check_paths
     from nbmedic.checks.engine import display_path
 
-    config = resolve_config(args)
-    paths = discover(args.paths, config)
-    findings = check_paths(paths, config)
+    resolver = resolver_from_args(args)
+    paths = discover(args.paths, resolver)
+    findings, code = static_findings(paths, resolver)
     title = f"nbmedic doctor: {len(paths)} notebook{'s' if len(paths) != 1 else ''}"
-    return emit(findings, [display_path(p) for p in paths], args.format, config=config, title=title)
+    emit(findings, [display_path(p) for p in paths], args.format, title=title)
+    return code

@@ -1,0 +1,80 @@
+"""End to end: the doctor diagnoses every notebook of the shipped clinic with exactly the expected codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLINIC = Path(__file__).resolve().parent.parent / "examples" / "clinic"
+
+EXPECTED: dict[str, set[str]] = {
+    "healthy.ipynb": set(),
+    "conflicted.ipynb": {"NB002"},
+    "truncated.ipynb": {"NB001"},
+    "html_page.ipynb": {"NB001"},
+    "schema_violation.ipynb": {"NB003"},
+    "old_format_v3.ipynb": {"NB003"},
+    "ids_on_old_minor.ipynb": {"NB004"},
+    "out_of_order.ipynb": {"NB011", "NB012", "NB013"},
+    "bloated_outputs.ipynb": {"NB021"},
+    "endless_log.ipynb": {"NB022"},
+    "missing_kernelspec.ipynb": {"NB030"},
+    "unknown_kernel.ipynb": {"NB031"},
+    "absolute_paths.ipynb": {"NB040"},
+    "missing_import.ipynb": {"NB041"},
+    "widget_without_state.ipynb": {"NB050"},
+    "saved_errors.ipynb": {"NB051"},
+    "clean-repo/committed_outputs.ipynb": {"NB010"},
+}
+
+
+def _doctor_json(*cmd: str) -> tuple[int, dict[str, set[str]], dict[str, object]]:
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.run([*cmd, "doctor", "--format", "json", str(CLINIC)], capture_output=True, text=True,
+                          env=env, cwd=CLINIC.parent.parent)
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    by_file: dict[str, set[str]] = {}
+    for finding in doc["findings"]:
+        rel = Path(finding["path"]).resolve().relative_to(CLINIC).as_posix()
+        by_file.setdefault(rel, set()).add(finding["code"])
+    return proc.returncode, by_file, doc
+
+
+def test_every_clinic_notebook_is_listed() -> None:
+    on_disk = {p.relative_to(CLINIC).as_posix() for p in CLINIC.rglob("*.ipynb")
+               if ".ipynb_checkpoints" not in p.parts and ".repaired." not in p.name}
+    assert on_disk == set(EXPECTED)
+    readme = (CLINIC / "README.md").read_text(encoding="utf-8")
+    for name, expected in EXPECTED.items():
+        assert f"`{name}`" in readme
+        for code in expected:
+            assert code in readme
+
+
+def test_doctor_diagnoses_the_clinic_through_the_installed_script() -> None:
+    script = shutil.which("nbmedic", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("the nbmedic script is not installed next to this interpreter")
+    code, by_file, doc = _doctor_json(script)
+    assert code == 1  # the clinic holds error findings
+    for name, expected in EXPECTED.items():
+        assert by_file.get(name, set()) == expected, name
+    assert doc["summary"]["files"] == len(EXPECTED)  # type: ignore[index]
+
+
+def test_doctor_text_report_names_cell_evidence_and_fix() -> None:
+    proc = subprocess.run([sys.executable, "-m", "nbmedic", "doctor", str(CLINIC)], capture_output=True,
+                          text=True, cwd=CLINIC.parent.parent)
+    assert proc.returncode == 1, proc.stderr
+    text = proc.stdout
+    assert "examples/clinic/out_of_order.ipynb" in text
+    assert "NB011" in text and "cell " in text and "fix:" in text
+    assert "healthy.ipynb  no problems found" in text
+    assert f"{len(EXPECTED)} notebooks checked" in text
