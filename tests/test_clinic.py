@@ -42,7 +42,7 @@ def _doctor_json(*cmd: str) -> tuple[int, dict[str, set[str]], dict[str, object]
     doc = json.loads(proc.stdout)
     by_file: dict[str, set[str]] = {}
     for finding in doc["findings"]:
-        rel = Path(finding["path"]).resolve().relative_to(CLINIC).as_posix()
+        rel = (CLINIC.parent.parent / finding["path"]).resolve().relative_to(CLINIC).as_posix()
         by_file.setdefault(rel, set()).add(finding["code"])
     return proc.returncode, by_file, doc
 
