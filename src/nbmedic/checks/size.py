@@ -1,10 +1,191 @@
-"""(rules to be written)"""
+"""NB020-NB022: notebooks, outputs and streams too large to keep in version control comfortably.
+
+Cheap gates first: an output cannot exceed the limit if the whole file does not, and a stream
+cannot hold N lines unless the file holds N-1 escaped newlines.  Sizes are measured on the parsed
+strings (base64 images, text) without re-serialising anything except JSON mime bundles.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import heapq
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from nbmedic.findings import Finding
 
 if TYPE_CHECKING:
-    from nbmedic.checks.engine import Rule
+    from nbmedic.checks.engine import NotebookContext, Rule
 
-RULES: list[tuple[tuple[str, ...], Rule]] = []
+MAX_REPORTED = 10  # NB021/NB022 findings per notebook
+TOP_N = 3
+
+
+def human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def _str_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def value_size(value: Any) -> int:
+    """Bytes a mime value or stream text takes in the file (close enough: escapes are ignored)."""
+    if isinstance(value, str):
+        return _str_size(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sum(_str_size(v) for v in value)
+    if value is None:
+        return 0
+    import orjson
+
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return len(repr(value))
+
+
+class OutputSize(NamedTuple):
+    bytes: int
+    cell: int
+    output: int | None  # None for a markdown attachment
+    mime_type: str  # the largest part of the output
+    output_type: str
+    attachment: str | None = None
+
+    def as_evidence(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"cell": self.cell, "output": self.output, "mime_type": self.mime_type,
+                               "output_type": self.output_type, "bytes": self.bytes}
+        if self.attachment is not None:
+            out["attachment"] = self.attachment
+        return out
+
+
+def _bundle_size(bundle: Any) -> tuple[int, str]:
+    """(total bytes, largest mime type) of a mime bundle."""
+    if not isinstance(bundle, dict):
+        return 0, ""
+    total, best, best_size = 0, "", -1
+    for mime, value in bundle.items():
+        size = value_size(value)
+        total += size
+        if size > best_size:
+            best, best_size = str(mime), size
+    return total, best
+
+
+def output_size(cell: int, index: int, output: dict[str, Any]) -> OutputSize:
+    kind = output.get("output_type")
+    kind = kind if isinstance(kind, str) else "unknown"
+    if kind == "stream":
+        name = output.get("name")
+        return OutputSize(value_size(output.get("text")), cell, index,
+                          f"stream/{name if isinstance(name, str) else 'unknown'}", kind)
+    if kind == "error":
+        size = value_size(output.get("traceback")) + value_size(output.get("evalue"))
+        return OutputSize(size, cell, index, "error/traceback", kind)
+    size, mime = _bundle_size(output.get("data"))
+    return OutputSize(size, cell, index, mime or "none", kind)
+
+
+def iter_output_sizes(ctx: NotebookContext, *, attachments: bool = False) -> Iterator[OutputSize]:
+    for index, cell in ctx.iter_cells():
+        outputs = cell.get("outputs")
+        if isinstance(outputs, list):
+            for k, output in enumerate(outputs):
+                if isinstance(output, dict):
+                    yield output_size(index, k, output)
+        if attachments:
+            found = cell.get("attachments")
+            if isinstance(found, dict):
+                for name, bundle in found.items():
+                    size, mime = _bundle_size(bundle)
+                    yield OutputSize(size, index, None, mime or "none", "attachment", str(name))
+
+
+def check_notebook_size(ctx: NotebookContext) -> Iterator[Finding]:
+    """NB020: the file is larger than ``max_size``."""
+    size, limit = len(ctx.data), ctx.config.max_size
+    if size <= limit:
+        return
+    largest = heapq.nlargest(TOP_N, iter_output_sizes(ctx, attachments=True), key=lambda o: o.bytes)
+    what = ""
+    if largest:
+        top = largest[0]
+        where = f"the attachment {top.attachment!r} of cell {top.cell}" if top.attachment is not None \
+            else f"output {top.output} of cell {top.cell}"
+        what = f"; the largest part is {where} ({top.mime_type}, {human_size(top.bytes)})"
+    yield ctx.finding(
+        "NB020", f"the notebook is {human_size(size)}, over the {human_size(limit)} limit{what}",
+        evidence={"size": size, "limit": limit, "largest_outputs": [o.as_evidence() for o in largest]})
+
+
+def check_output_size(ctx: NotebookContext) -> Iterator[Finding]:
+    """NB021: one output is larger than ``max_output_size``."""
+    limit = ctx.config.max_output_size
+    if len(ctx.data) <= limit:  # no output can be larger than the file holding it
+        return
+    reported = 0
+    for item in iter_output_sizes(ctx):
+        if item.bytes > limit:
+            reported += 1
+            if reported > MAX_REPORTED:
+                return
+            yield ctx.finding(
+                "NB021", f"output {item.output} of cell {item.cell} is {human_size(item.bytes)} of "
+                f"{item.mime_type}, over the {human_size(limit)} limit per output",
+                cell=item.cell, evidence={**item.as_evidence(), "limit": limit})
+
+
+def _lines(text: Any) -> int:
+    if isinstance(text, str):
+        return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+    if isinstance(text, list):
+        return sum(_lines(t) for t in text)
+    return 0
+
+
+def check_stream_lines(ctx: NotebookContext) -> Iterator[Finding]:
+    """NB022: a stream output (consecutive same-name streams counted together) with too many lines."""
+    limit = ctx.config.max_stream_lines
+    if ctx.data.count(b"\\n") < limit - 1:  # each stream line but the last ends with an escaped newline
+        return
+    reported = 0
+    for index, cell in ctx.iter_cells():
+        outputs = cell.get("outputs")
+        if not isinstance(outputs, list):
+            continue
+        runs: list[tuple[int, str, int]] = []  # (first output index, stream name, lines)
+        previous_name: str | None = None
+        for k, output in enumerate(outputs):
+            if not isinstance(output, dict) or output.get("output_type") != "stream":
+                previous_name = None
+                continue
+            name = output.get("name")
+            name = name if isinstance(name, str) else "stdout"
+            lines = _lines(output.get("text"))
+            if name == previous_name and runs:
+                first, _, total = runs[-1]
+                runs[-1] = (first, name, total + lines)
+            else:
+                runs.append((k, name, lines))
+            previous_name = name
+        for first, name, lines in runs:
+            if lines > limit:
+                reported += 1
+                if reported > MAX_REPORTED:
+                    return
+                yield ctx.finding(
+                    "NB022", f"cell {index} printed {lines:,} lines to {name} (limit {limit:,}); such output "
+                    "bloats the file and slows the browser",
+                    cell=index, evidence={"output": first, "name": name, "lines": lines, "limit": limit})
+
+
+RULES: list[tuple[tuple[str, ...], Rule]] = [
+    (("NB020",), check_notebook_size),
+    (("NB021",), check_output_size),
+    (("NB022",), check_stream_lines),
+]

@@ -47,11 +47,36 @@ def _schema(minor: int) -> dict[str, Any]:
     return schema
 
 
+#: most frequent branch first; the branches exclude each other (distinct ``cell_type``/``output_type``
+#: enums, or distinct JSON types), so ``anyOf`` accepts exactly what ``oneOf`` accepts, without trying
+#: (and raising inside) every branch for every cell
+_BRANCH_ORDER = {
+    "cell": ["code_cell", "markdown_cell", "raw_cell"],
+    "output": ["stream", "display_data", "execute_result", "error"],
+}
+
+
+def _fast_schema(minor: int) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(json.dumps(_schema(minor)))  # a deep copy
+    definitions = schema.get("definitions", {})
+    for name, order in _BRANCH_ORDER.items():
+        branches = definitions.get(name, {}).get("oneOf")
+        refs = [b.get("$ref", "").rpartition("/")[2] for b in branches or []]
+        if branches and sorted(refs) == sorted(order):
+            del definitions[name]["oneOf"]
+            definitions[name]["anyOf"] = [{"$ref": f"#/definitions/{ref}"} for ref in order]
+    multiline = definitions.get("misc", {}).get("multiline_string", {})
+    types = [b.get("type") for b in multiline.get("oneOf", [])]
+    if sorted(map(str, types)) == ["array", "string"]:
+        multiline["anyOf"] = sorted(multiline.pop("oneOf"), key=lambda b: b.get("type") != "string")
+    return schema
+
+
 @lru_cache(maxsize=None)
 def _fast_validator(minor: int) -> Any:
     import fastjsonschema
 
-    return fastjsonschema.compile(_schema(minor))
+    return fastjsonschema.compile(_fast_schema(minor))
 
 
 def _json_path(parts: Iterable[object]) -> str:
@@ -76,7 +101,50 @@ def _is_id_error(error: Any) -> bool:
     return False
 
 
-def schema_errors(nb: dict[str, Any], minor: int) -> list[tuple[str, str]]:
+def _is_kernelspec_error(error: Any) -> bool:
+    """Schema errors inside ``metadata.kernelspec`` are reported by NB030 (a warning: Jupyter opens such files)."""
+    return list(error.absolute_path)[:2] == ["metadata", "kernelspec"]
+
+
+def _leaf_errors(error: Any) -> Iterator[tuple[Any, str | None]]:
+    """(error, better message or None): a cell's or output's "not valid under any of the given schemas"
+    is replaced by the errors of the one branch its ``cell_type``/``output_type`` selects."""
+    instance = error.instance
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        if isinstance(instance, dict):
+            key = next((k for k in ("cell_type", "output_type") if k in instance), None)
+            if key is not None:
+                branches: dict[Any, list[Any]] = {}
+                for sub in error.context:
+                    branch = sub.relative_schema_path[0] if sub.relative_schema_path else None
+                    branches.setdefault(branch, []).append(sub)
+                matching = [subs for subs in branches.values()
+                            if not any(list(e.relative_path)[:1] == [key] for e in subs)]
+                if len(matching) == 1:
+                    for sub in matching[0]:
+                        yield from _leaf_errors(sub)
+                    return
+                if not matching:
+                    yield error, f"unknown {key} {instance[key]!r}"
+                    return
+        elif all(sub.validator == "type" for sub in error.context):
+            wanted = sorted({str(sub.validator_value) for sub in error.context})
+            yield error, f"expected {' or '.join(wanted)}, got {_json_kind(instance)} {_short(instance)}"
+            return
+    yield error, None
+
+
+def _json_kind(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def schema_errors(nb: dict[str, Any], minor: int, *, skip_kernelspec: bool = False) -> list[tuple[str, str]]:
     """(JSON path, message) for the first schema violations, ids excepted; [] when valid."""
     try:
         _fast_validator(minor)(nb)
@@ -87,14 +155,15 @@ def schema_errors(nb: dict[str, Any], minor: int) -> list[tuple[str, str]]:
 
     validator = jsonschema.Draft4Validator(_schema(minor))
     errors = []
-    for error in sorted(validator.iter_errors(nb), key=lambda e: [str(p) for p in e.absolute_path]):
-        if _is_id_error(error):
+    for error, better in sorted(
+            (leaf for top in validator.iter_errors(nb) for leaf in _leaf_errors(top)),
+            key=lambda pair: [str(p) for p in pair[0].absolute_path]):
+        if _is_id_error(error) or (skip_kernelspec and _is_kernelspec_error(error)):
             continue
-        best = jsonschema.exceptions.best_match([error])
-        message = best.message
+        message = better or jsonschema.exceptions.best_match([error]).message
         if len(message) > 200:
             message = message[:197] + "..."
-        errors.append((_json_path(best.absolute_path), message))
+        errors.append((_json_path(error.absolute_path), message))
     return errors
 
 
@@ -113,7 +182,7 @@ def check_format(ctx: NotebookContext) -> Iterator[Finding]:
             + ("the key is missing" if "nbformat" not in nb else f"nbformat is {nb.get('nbformat')!r}"),
             evidence={"nbformat": nb.get("nbformat"), "keys": sorted(nb)[:20]})
         return
-    errors = schema_errors(nb, ctx.minor)
+    errors = schema_errors(nb, ctx.minor, skip_kernelspec=ctx.config.wants("NB030"))
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -1,0 +1,220 @@
+"""NB001-NB004: JSON, conflict markers, schema, cell ids."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbformat import v4
+
+from tests import nbfactory as nbf
+from tests.conftest import codes
+
+CheckJson = Callable[..., tuple[int, list[dict[str, Any]]]]
+
+
+def _doc(*cells: dict[str, Any], minor: int = 5, **top: Any) -> dict[str, Any]:
+    return {"cells": list(cells), "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+            "nbformat": 4, "nbformat_minor": minor, **top}
+
+
+def _code(cid: Any = None, **fields: Any) -> dict[str, Any]:
+    cell: dict[str, Any] = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                            "source": "x = 1"}
+    if cid is not None:
+        cell["id"] = cid
+    cell.update(fields)
+    return cell
+
+
+def _md(cid: Any = None) -> dict[str, Any]:
+    cell: dict[str, Any] = {"cell_type": "markdown", "metadata": {}, "source": "text"}
+    if cid is not None:
+        cell["id"] = cid
+    return cell
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"", "empty"), (b"<!DOCTYPE html><html><title>nb</title></html>", "html"),
+    (b'{"cells": [', "truncated"), (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+])
+def test_nb001_not_json(tmp_path: Path, check_json: CheckJson, content: bytes, problem: str) -> None:
+    path = tmp_path / "bad.ipynb"
+    path.write_bytes(content)
+    code, findings = check_json(str(path))
+    assert code == 1
+    [f] = findings
+    assert f["code"] == "NB001" and f["severity"] == "error" and f["evidence"]["problem"] == problem
+
+
+def test_nb002_conflict_markers(tmp_path: Path, check_json: CheckJson) -> None:
+    good = json.dumps(_doc(_code("a")), indent=1)
+    path = tmp_path / "c.ipynb"
+    path.write_text(f"<<<<<<< HEAD\n{good}\n=======\n{good}\n>>>>>>> branch\n")
+    [f] = check_json(str(path))[1]
+    assert f["code"] == "NB002" and f["evidence"]["conflicts"] == 1
+
+
+def test_valid_notebooks_have_no_structure_findings(tmp_path: Path, check_json: CheckJson) -> None:
+    for minor in (4, 5):
+        path = nbf.write_raw(tmp_path / f"v{minor}.ipynb",
+                             _doc(_code("a1") if minor == 5 else _code(), _md("b-2_c") if minor == 5 else _md(),
+                                  minor=minor))
+        assert check_json(str(path))[1] == []
+
+
+@pytest.mark.parametrize(("doc", "where"), [
+    (_doc(_code("a", source=5)), "$.cells[0].source"),
+    (_doc(_code("a", execution_count="1")), "$.cells[0].execution_count"),
+    (_doc(_code("a", outputs={})), "$.cells[0].outputs"),
+    (_doc(_code("a"), {"cell_type": "markdown", "id": "b", "source": "x"}), "$.cells[1]"),
+    ({"nbformat": 4, "nbformat_minor": 5, "metadata": {}}, "$"),
+    (_doc(_code("a"), {"cell_type": "heading", "id": "b", "metadata": {}, "source": "x"}), "$.cells[1]"),
+])
+def test_nb003_schema_errors(tmp_path: Path, check_json: CheckJson, doc: dict[str, Any], where: str) -> None:
+    path = nbf.write_raw(tmp_path / "s.ipynb", doc)
+    code, findings = check_json(str(path))
+    assert code == 1
+    nb003 = [f for f in findings if f["code"] == "NB003"]
+    [f] = nb003
+    assert f["severity"] == "error"
+    assert f["evidence"]["errors"][0]["path"].startswith(where)
+    assert f["message"].startswith(f"schema violation at {where}")
+    if where.startswith("$.cells["):
+        assert f["cell"] == int(where[len("$.cells["):].split("]")[0])
+
+
+def test_nb003_counts_all_errors(tmp_path: Path, check_json: CheckJson) -> None:
+    path = nbf.write_raw(tmp_path / "s.ipynb", _doc(*[_code(f"c{i}", source=i) for i in range(8)]))
+    [f] = check_json(str(path))[1]
+    assert f["evidence"]["count"] == 8 and len(f["evidence"]["errors"]) == 5
+    assert "(and 7 more)" in f["message"]
+
+
+def test_nb003_kernelspec_errors_go_to_nb030_unless_ignored(tmp_path: Path, check_json: CheckJson) -> None:
+    doc = _doc(_code("a"))
+    doc["metadata"]["kernelspec"] = {"name": "python3"}
+    path = nbf.write_raw(tmp_path / "k.ipynb", doc)
+    assert codes(check_json(str(path))[1]) == ["NB030"]
+    assert codes(check_json("--ignore", "NB030", str(path))[1]) == ["NB003"]
+
+
+def test_nb003_old_format_is_info(tmp_path: Path, check_json: CheckJson) -> None:
+    path = nbf.write_raw(tmp_path / "old.ipynb", {
+        "metadata": {"name": "old"}, "nbformat": 3, "nbformat_minor": 0,
+        "worksheets": [{"cells": [{"cell_type": "code", "input": "1", "language": "python", "outputs": []}],
+                        "metadata": {}}]})
+    code, findings = check_json(str(path))
+    [f] = findings
+    assert code == 0 and f["code"] == "NB003" and f["severity"] == "info"
+    assert f["evidence"]["nbformat"] == 3
+
+
+@pytest.mark.parametrize("top", [{"nbformat": "4"}, {"nbformat": None}])
+def test_nb003_bad_version_field(tmp_path: Path, check_json: CheckJson, top: dict[str, Any]) -> None:
+    path = nbf.write_raw(tmp_path / "v.ipynb", {**_doc(_code("a")), **top})
+    [f] = check_json(str(path))[1]
+    assert f["code"] == "NB003" and f["severity"] == "error"
+
+
+def test_nb003_missing_version_field(tmp_path: Path, check_json: CheckJson) -> None:
+    doc = _doc(_code("a"))
+    del doc["nbformat"]
+    [f] = check_json(str(nbf.write_raw(tmp_path / "v.ipynb", doc)))[1]
+    assert f["code"] == "NB003" and "missing" in f["message"]
+
+
+def test_nb004_ids_with_minor_4(tmp_path: Path, check_json: CheckJson) -> None:
+    path = nbf.write_raw(tmp_path / "i.ipynb", _doc(_code("a"), _md(), _code("b"), minor=4))
+    code, findings = check_json(str(path))
+    assert codes(findings) == ["NB004"]  # not also an NB003 'additional property' error
+    [f] = findings
+    assert code == 1 and f["severity"] == "error"
+    assert f["evidence"] == {"nbformat_minor": 4, "cells_with_id": [0, 2]}
+    assert "nbformat_minor" in f["fix"]
+
+
+def test_nb004_missing_ids_with_minor_5(tmp_path: Path, check_json: CheckJson) -> None:
+    path = nbf.write_raw(tmp_path / "i.ipynb", _doc(_code("a"), _md(), _code()))
+    code, findings = check_json(str(path))
+    assert codes(findings) == ["NB004"]
+    [f] = findings
+    assert code == 0 and f["severity"] == "warning" and f["cell"] == 1
+    assert f["evidence"] == {"cells": [1, 2], "count": 2}
+
+
+def test_nb004_duplicate_ids(tmp_path: Path, check_json: CheckJson) -> None:
+    path = nbf.write_raw(tmp_path / "i.ipynb", _doc(_code("same"), _md("other"), _code("same")))
+    [f] = check_json(str(path))[1]
+    assert f["code"] == "NB004" and f["severity"] == "error"
+    assert f["cell"] == 2 and f["evidence"] == {"id": "same", "cells": [0, 2]}
+    assert "used by 2 cells" in f["message"]
+
+
+@pytest.mark.parametrize("bad", ["has space", "", "x" * 65, "dot.ted", 7])
+def test_nb004_invalid_ids(tmp_path: Path, check_json: CheckJson, bad: Any) -> None:
+    path = nbf.write_raw(tmp_path / "i.ipynb", _doc(_code("ok"), _code(bad)))
+    code, findings = check_json(str(path))
+    assert codes(findings) == ["NB004"]  # the schema's pattern error is not repeated as NB003
+    [f] = findings
+    assert code == 1 and f["cell"] == 1 and f["evidence"] == {"id": bad}
+    assert f["cell_id"] == (bad if isinstance(bad, str) else None)
+
+
+def test_nbformat_written_notebooks_pass(tmp_path: Path, check_json: CheckJson) -> None:
+    nb = nbf.notebook(nbf.md("# t"), nbf.code("print(1)", count=1, outputs=[nbf.stream("1\n")]),
+                      nbf.code("1/0", count=2, outputs=[nbf.error("ZeroDivisionError", "division by zero")]))
+    path = nbf.write(tmp_path / "n.ipynb", nb)
+    assert [f["severity"] for f in check_json(str(path))[1]] == ["info"]  # NB051 only
+
+
+def test_fast_schema_accepts_exactly_what_nbformat_schema_accepts() -> None:
+    import copy
+
+    import jsonschema
+
+    from nbmedic.checks import structure
+
+    nb = nbf.notebook(
+        nbf.md("# t"), nbf.code("print(1)", count=1, outputs=[nbf.stream("1\n")]),
+        nbf.code("x", count=2, outputs=[nbf.result({"text/plain": ["2"]}, 2), nbf.display({"image/png": "AA=="}),
+                                        nbf.error()]),
+        v4.new_raw_cell("raw"))
+    base = json.loads(json.dumps(nb))
+    variants = [base]
+    for mutate in [
+        lambda d: d["cells"][1].__setitem__("source", 5),
+        lambda d: d["cells"][1].__setitem__("source", ["a", 1]),
+        lambda d: d["cells"][1]["outputs"][0].__setitem__("name", 3),
+        lambda d: d["cells"][1]["outputs"][0].__setitem__("output_type", "display_data"),
+        lambda d: d["cells"][2]["outputs"][0].pop("execution_count"),
+        lambda d: d["cells"][2]["outputs"][1].__setitem__("output_type", "stream"),
+        lambda d: d["cells"][0].__setitem__("cell_type", "code"),
+        lambda d: d["cells"][0].__setitem__("cell_type", "raw"),
+        lambda d: d["cells"][1].__setitem__("cell_type", "markdown"),
+        lambda d: d["cells"][0].__setitem__("outputs", []),
+        lambda d: d["cells"][1].pop("outputs"),
+        lambda d: d["cells"].append(1),
+    ]:
+        doc = copy.deepcopy(base)
+        mutate(doc)
+        variants.append(doc)
+    for minor in (4, 5):
+        strict = jsonschema.Draft4Validator(structure._schema(minor))
+        fast = structure._fast_validator(minor)
+        for doc in variants:
+            doc = copy.deepcopy(doc)
+            if minor == 4:
+                for cell in doc["cells"]:
+                    if isinstance(cell, dict):
+                        cell.pop("id", None)
+                doc["nbformat_minor"] = 4
+            try:
+                fast(doc)
+                fast_ok = True
+            except Exception:
+                fast_ok = False
+            assert fast_ok == strict.is_valid(doc), (minor, doc)
