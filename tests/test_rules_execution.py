@@ -124,3 +124,15 @@ def test_select_limits_to_one_code(tmp_path: Path, check_json: CheckJson) -> Non
     assert codes(check_json(str(path))[1]) == ["NB011", "NB012"]
     assert codes(check_json("--select", "NB012", str(path))[1]) == ["NB012"]
     assert codes(check_json("--ignore", "NB01", str(path))[1]) == []
+
+
+def test_cells_kept_in_two_versions_by_a_merge_do_not_count_as_out_of_order(
+        tmp_path: Path, check_json: CheckJson) -> None:
+    tags = {"tags": ["nbmedic-conflict"]}
+    nb = nbf.notebook(nbf.code("a = 1", count=1), nbf.code("b = 2", count=2, metadata=tags),
+                      nbf.code("b = 3", count=2, metadata=tags), nbf.code("c = 4", count=3))
+    path = nbf.write(tmp_path / "merged.ipynb", nb)
+    assert codes(check_json(str(path))[1]) == []
+    nb.cells[2].metadata = {}  # an ordinary cell with a repeated count is out of order
+    nbf.write(path, nb)
+    assert "NB011" in codes(check_json(str(path))[1])

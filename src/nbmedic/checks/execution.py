@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from nbmedic.findings import Finding
+from nbmedic.notebook.cells import CONFLICT_TAG, cell_tags
 
 if TYPE_CHECKING:
     from nbmedic.checks.engine import NotebookContext, Rule
@@ -63,12 +64,17 @@ def check_clean(ctx: NotebookContext) -> Iterator[Finding]:
                   "config": ctx.config.source})
 
 
+def _in_conflict(cell: dict[str, Any]) -> bool:
+    """Both versions of a cell kept by a merge: their counts come from two different runs."""
+    return CONFLICT_TAG in cell_tags(cell)
+
+
 def check_order(ctx: NotebookContext) -> Iterator[Finding]:
     """NB011 (non-linear order), NB012 (skipped cells), NB013 (counts not 1..n)."""
     executed: list[tuple[int, int]] = []  # (cell index, execution count) in document order
     unexecuted: list[int] = []  # code cells with source and no count
     for index, cell in ctx.iter_cells():
-        if cell.get("cell_type") != "code":
+        if cell.get("cell_type") != "code" or _in_conflict(cell):
             continue
         count = _count(cell)
         if count is not None:

@@ -59,7 +59,8 @@ def render_text(
                 ("  ", ""), (f"{f.code} ", _STYLE[f.severity]), (f"{f.severity:<7} ", _STYLE[f.severity]),
                 (f"{where}: ", "bold"), (f.message, ""))
             console.print(head)
-            for key, value in list(f.evidence.items())[:_MAX_EVIDENCE]:
+            shown = [(k, v) for k, v in f.evidence.items() if v is not None and v != [] and v != {} and v != ""]
+            for key, value in shown[:_MAX_EVIDENCE]:
                 console.print(f"      [dim]{escape(str(key))}:[/dim] {escape(_short(value))}")
             if f.fix:
                 console.print(f"      [green]fix:[/green] {escape(f.fix)}")

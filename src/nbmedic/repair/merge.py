@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any, Literal
 
+from nbmedic.notebook.cells import CONFLICT_TAG
 from nbmedic.repair.cells import new_id, source_text, valid_id
 
 Prefer = Literal["local", "remote"]
-CONFLICT_TAG = "nbmedic-conflict"
 SIDE_TAGS = {"local": "nbmedic-local", "remote": "nbmedic-remote"}
 SIMILARITY = 0.6
 _MAX_SIMILARITY_GRID = 2500
