@@ -133,6 +133,6 @@ def test_cells_kept_in_two_versions_by_a_merge_do_not_count_as_out_of_order(
                       nbf.code("b = 3", count=2, metadata=tags), nbf.code("c = 4", count=3))
     path = nbf.write(tmp_path / "merged.ipynb", nb)
     assert not {"NB011", "NB012"} & set(codes(check_json(str(path))[1]))
-    nb.cells[2].metadata = {}  # an ordinary cell with a repeated count is out of order
+    nb.cells[1].metadata = nb.cells[2].metadata = {}  # ordinary cells with a repeated count: out of order
     nbf.write(path, nb)
     assert "NB011" in codes(check_json(str(path))[1])
