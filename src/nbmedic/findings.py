@@ -100,6 +100,36 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "in JupyterLab: Settings > Save Widget State Automatically, then re-run and save"),
     CodeInfo("NB051", "info", "the notebook was saved with error outputs (cells tagged `raises-exception` excepted)",
              "fix the failing cells, or clear their outputs if the errors are intended"),
+
+    # RN1xx: execution (monitored runs of real kernels)
+    CodeInfo("RN100", "error", "the kernel died and no cause could be established; all evidence gathered is attached",
+             "re-run with `--debug FILE` and read the kernel's stderr tail in the evidence"),
+    CodeInfo("RN101", "error", "the kernel was killed for memory: by the OOM killer or by `--memory-limit`",
+             "reduce the memory the named cell needs (load less, use chunks or smaller dtypes), or raise the limit"),
+    CodeInfo("RN102", "error", "the kernel crashed on a signal (SIGSEGV, SIGABRT, SIGBUS...): a native code crash",
+             "the Python stack in the evidence names the library call that crashed: upgrade or reinstall that "
+             "library, or report it to its authors"),
+    CodeInfo("RN103", "error", "the kernel process exited by itself (`os._exit`, `sys.exit` in a thread...)",
+             "remove the exit call from the notebook (the evidence has the exit code and the cell)"),
+    CodeInfo("RN110", "error", "a cell ran past its timeout; the stack shows where it was stuck",
+             "fix the wait the stack points at; raise `--cell-timeout` only if the cell is just slow"),
+    CodeInfo("RN111", "error", "the whole run went past `--timeout`",
+             "make the slow cells faster (see the per-cell wall times) or raise `--timeout`"),
+    CodeInfo("RN112", "warning", "a cell stalled: no output and almost no CPU for a long time; the stack shows what it "
+             "waits for", "look at the stack: a lock, a socket, a subprocess or `input()`; add a timeout to that wait"),
+    CodeInfo("RN120", "error", "a cell raised an exception",
+             "fix the cell (the evidence has the exception and a short traceback), or run with `--allow-errors`"),
+    CodeInfo("RN130", "warning", "a cell produced more output than `--max-output`; the saved output is truncated",
+             "print less (summaries, progress bars that update in place), or raise `--max-output`"),
+    CodeInfo("RN140", "error", "the kernel failed to start",
+             "fix the kernelspec or its environment: the evidence has the command, exit code and stderr; "
+             "`python -m pip install ipykernel` for \"No module named ipykernel_launcher\""),
+    CodeInfo("RN141", "error", "the kernel did not answer within the start-up timeout",
+             "raise `--startup-timeout`, start fewer kernels at once, or look for slow start-up imports"),
+    CodeInfo("RN150", "error", "the notebook asked for input (`input()`, `getpass`), which a headless run cannot give",
+             "pass the value as a parameter (`-p NAME VALUE`) instead of asking for it"),
+    CodeInfo("RN160", "warning", "re-executed outputs differ from the stored ones (`--compare`)",
+             "pin what varies (random seeds, package versions, data snapshots), or accept the new outputs"),
 )
 
 CODES: dict[str, CodeInfo] = {info.code: info for info in _CODE_LIST}
