@@ -2,16 +2,30 @@
 
 Canonical form is exactly what Jupyter writes on save (``nbformat.write(nbformat.read(f))``):
 multi-line text re-split into lists of lines, transient keys dropped, JSON with ``indent=1``,
-sorted keys, ``ensure_ascii=False`` and a trailing newline.  CPython's ``json`` encoder is pure
-Python once ``indent`` is set, so the fast path serialises with orjson (indent 2) and rewrites
-the indentation line by line: a JSON string never contains a raw newline, so every line's
-leading spaces are indentation.  Floats are re-rendered with ``repr`` (orjson writes ``1e-5``
-where Python writes ``1e-05``), and anything orjson cannot express exactly (NaN, infinities,
-integers beyond 64 bits, lone surrogates) falls back to the standard library encoder.
+sorted keys, ``ensure_ascii=False`` and a trailing newline.
+
+CPython's ``json`` encoder is pure Python once ``indent`` is set, so the fast path serialises with
+orjson (indent 2, sorted keys) and rewrites the result into nbformat's exact layout:
+
+* indentation: a JSON string never contains a raw newline (nor a raw tab), so the leading spaces
+  of every line are indentation, which is halved;
+* floats: orjson writes ``0.00001`` where Python writes ``1e-05``.  orjson prints the shortest
+  text that round-trips, so ``repr(float(token))`` is exactly what ``json.dumps`` prints.  A float
+  is the only token that ends a line with a digit (a string line ends with a quote), which makes
+  float tokens easy to find;
+* anything orjson cannot express exactly (NaN and infinities, integers beyond 64 bits, lone
+  surrogates, nesting deeper than 255, non-string keys) goes to the standard library encoder.
+
+On the read side orjson turns integers beyond 64 bits into floats silently, so files holding a run
+of 19 or more digits outside a string are parsed by the standard library instead.
+
+Byte-identity with ``nbformat.writes`` is tested on every notebook of ``tests/corpus`` and on
+generated notebooks (``tests/test_roundtrip.py``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -24,24 +38,60 @@ from typing import Any, Literal
 
 import orjson
 
+__all__ = [
+    "NotebookReadError",
+    "ReadProblem",
+    "atomic_write_bytes",
+    "canonical",
+    "conflict_markers",
+    "detect_newline",
+    "dumps",
+    "encode_text",
+    "load_bytes",
+    "read_notebook",
+    "write_notebook",
+]
+
 ReadProblem = Literal[
     "empty", "bom", "html", "binary", "encoding", "conflict", "truncated", "syntax", "not-object",
 ]
 
+BOM = b"\xef\xbb\xbf"
 _CONFLICT_RE = re.compile(rb"^(<<<<<<<|=======|>>>>>>>|\|\|\|\|\|\|\|)(?:[ \t][^\r\n]*)?\r?$", re.MULTILINE)
-_HTML_RE = re.compile(rb"^\s*(?:<!doctype\s+html|<html|<head|<body|<!--|<\?xml|<div|<meta)", re.IGNORECASE)
+_HTML_RE = re.compile(
+    rb"^\s*(?:<!doctype\s+html|<html|<head|<body|<!--|<\?xml|<div|<meta|<script|<title)", re.IGNORECASE)
 _TITLE_RE = re.compile(rb"<title[^>]*>(.{0,200}?)</title>", re.IGNORECASE | re.DOTALL)
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG", "a PNG image"), (b"PK\x03\x04", "a ZIP archive"), (b"%PDF", "a PDF document"),
     (b"\x1f\x8b", "gzip data"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-    (b"\x7fELF", "an ELF executable"), (b"SQLite format 3", "an SQLite database"),
-    (b"version https://git-lfs", "a Git LFS pointer"),
+    (b"\x7fELF", "an ELF executable"), (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office document"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"BZh", "bzip2 data"), (b"\xfd7zXZ\x00", "xz data"), (b"\x28\xb5\x2f\xfd", "zstd data"),
+    (b"\x93NUMPY", "a NumPy array file"), (b"\x89HDF", "an HDF5 file"), (b"PAR1", "a Parquet file"),
 )
+_LFS_PREFIX = b"version https://git-lfs"
+# a number token of 19+ digits: orjson would turn it into a float if it does not fit 64 bits
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))  # bytes.translate runs at C speed
+_LONG_DIGITS = b"0" * 19
+_ZEROS = re.compile(rb"0*")
+
+
+def _may_hold_big_int(data: bytes) -> bool:
+    """Is there a number token of 19+ digits (one that may not fit 64 bits)?  False positives are harmless."""
+    mapped = data.translate(_DIGITS_AS_ZERO)
+    pos = mapped.find(_LONG_DIGITS)
+    while pos >= 0:
+        before = mapped[max(0, pos - 64): pos].rstrip(b" \t\r\n-").rstrip(b" \t\r\n")
+        if before[-1:] in (b"[", b":", b","):
+            return True
+        run = _ZEROS.match(mapped, pos)  # always matches: skip the whole run of digits
+        pos = mapped.find(_LONG_DIGITS, run.end() if run else pos + 1)
+    return False
 
 
 @dataclass(frozen=True)
 class NotebookReadError(Exception):
-    """Why bytes are not a notebook, and where: a ``kind``, a one-line ``message``, line/column."""
+    """Why bytes are not a notebook, and where: a ``kind``, a one-line ``message``, line/column (1-based)."""
 
     kind: ReadProblem
     message: str
@@ -54,8 +104,10 @@ class NotebookReadError(Exception):
 
 
 def _line_col(data: bytes, pos: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of byte offset ``pos``."""
     line = data.count(b"\n", 0, pos) + 1
-    col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+    start = data.rfind(b"\n", 0, pos) + 1
+    col = len(data[start:pos].decode("utf-8", "replace")) + 1
     return line, col
 
 
@@ -67,10 +119,7 @@ def _excerpt(data: bytes, pos: int, width: int = 40) -> str:
 
 def conflict_markers(data: bytes) -> list[tuple[int, str]]:
     """(line number, marker) for each git conflict marker line in ``data``."""
-    out = []
-    for m in _CONFLICT_RE.finditer(data):
-        out.append((data.count(b"\n", 0, m.start()) + 1, m.group(1).decode()))
-    return out
+    return [(data.count(b"\n", 0, m.start()) + 1, m.group(1).decode()) for m in _CONFLICT_RE.finditer(data)]
 
 
 def _looks_binary(data: bytes) -> str | None:
@@ -78,90 +127,157 @@ def _looks_binary(data: bytes) -> str | None:
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
+    if head.startswith(_LFS_PREFIX):
+        return "a Git LFS pointer (run `git lfs pull` to fetch the notebook)"
     if b"\x00" in head:
         return "binary data (NUL bytes)"
     return None
 
 
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-16/32 (a Windows editor's "Unicode"): by byte-order mark, or by NULs between ASCII bytes."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    head = data[:64]
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 8 and head.isascii():
+        if odd.count(0) == len(odd) and 0 not in even:
+            return "UTF-16 (little-endian, no byte-order mark)"
+        if even.count(0) == len(even) and 0 not in odd:
+            return "UTF-16 (big-endian, no byte-order mark)"
+    return None
+
+
 def _diagnose(data: bytes) -> NotebookReadError:
     """Explain why ``data`` did not parse as a JSON object (only called on failure)."""
+    size = len(data)
     if not data.strip():
-        what = "empty (0 bytes)" if not data else f"only whitespace ({len(data)} bytes)"
+        what = "empty (0 bytes)" if not data else f"only whitespace ({size} bytes)"
         return NotebookReadError("empty", f"the file is {what}; a failed save or copy leaves such files",
-                                 evidence={"size": len(data)})
+                                 evidence={"size": size})
+    wide = _wide_encoding(data)
+    if wide:
+        return NotebookReadError(
+            "encoding", f"the file is encoded as {wide}; notebooks must be UTF-8", line=1, column=1,
+            evidence={"size": size, "encoding": wide, "first_bytes": data[:16].hex(" ")})
     binary = _looks_binary(data)
     if binary:
         return NotebookReadError("binary", f"the file is {binary}, not a notebook",
-                                 evidence={"size": len(data), "first_bytes": data[:16].hex(" ")})
+                                 evidence={"size": size, "first_bytes": data[:16].hex(" ")})
     markers = conflict_markers(data)
     if markers:
         starts = [n for n, m in markers if m == "<<<<<<<"]
+        lines = [n for n, _ in markers]
         return NotebookReadError(
             "conflict",
             f"git conflict markers on {len(markers)} line(s), {len(starts)} conflict(s), first at line "
             f"{markers[0][0]}",
             line=markers[0][0], column=1,
-            evidence={"conflicts": len(starts), "marker_lines": [n for n, _ in markers][:50]},
+            evidence={"conflicts": len(starts), "markers": len(markers), "marker_lines": lines[:50]},
         )
     if _HTML_RE.match(data):
         title = _TITLE_RE.search(data)
         what = "an HTML page"
+        evidence: dict[str, Any] = {"size": size}
         if title:
-            what += f" titled {title.group(1).decode('utf-8', 'replace').strip()!r}"
+            name = title.group(1).decode("utf-8", "replace").strip()
+            what += f" titled {name!r}"
+            evidence["title"] = name
         return NotebookReadError("html", f"the file is {what}, not a notebook (a web page saved as .ipynb?)",
-                                 line=1, column=1, evidence={"size": len(data)})
-    if data.startswith(b"\xef\xbb\xbf"):
+                                 line=1, column=1, evidence=evidence)
+    if data.startswith(BOM):
         return NotebookReadError("bom", "the file starts with a UTF-8 byte-order mark, which Jupyter "
-                                 "cannot read", line=1, column=1, evidence={"size": len(data)})
+                                 "cannot read", line=1, column=1, evidence={"size": size})
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _line_col(data, exc.start)
+        bad = data[exc.start: exc.end]
         return NotebookReadError(
-            "encoding", f"invalid UTF-8 at line {line}, column {col} (byte 0x{data[exc.start]:02x}); "
-            "notebooks must be UTF-8", line=line, column=col,
-            evidence={"offset": exc.start, "near": _excerpt(data, exc.start)})
+            "encoding", f"invalid UTF-8 at line {line}, column {col} (byte 0x{data[exc.start]:02x}): "
+            "notebooks must be UTF-8; was it saved as Latin-1 or Windows-1252?", line=line, column=col,
+            evidence={"offset": exc.start, "bytes": bad.hex(" "), "near": _excerpt(data, exc.start),
+                      "reason": exc.reason})
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        rest = text[exc.pos:].strip()
-        if not rest:
-            return NotebookReadError(
-                "truncated", f"the JSON ends abruptly at line {exc.lineno}, column {exc.colno} "
-                f"({exc.msg.lower()}): the file is truncated", line=exc.lineno, column=exc.colno,
-                evidence={"size": len(data), "offset": exc.pos, "tail": _excerpt(data, len(data), 60)})
-        byte_pos = len(text[:exc.pos].encode("utf-8"))
+        return _syntax_error(data, text, exc)
+    except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
+        return NotebookReadError("syntax", f"the JSON cannot be read: {exc}", evidence={"size": size})
+    except RecursionError:
+        return NotebookReadError("syntax", "the JSON is nested too deeply to read", evidence={"size": size})
+    return NotebookReadError("not-object", f"the JSON holds {_json_type(value)}, not a notebook object",
+                             line=1, column=1, evidence={"type": _json_type(value)})
+
+
+# the last token of a file cut short: a prefix of true/false/null or of a number
+_LAST_TOKEN = re.compile(r"[\[{,:]\s*([-+.\w]*)\s*\Z")
+_PARTIAL_TOKEN = re.compile(
+    r"t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?|-|-?\d+\.?|-?\d+(?:\.\d+)?[eE][-+]?|-?\d+(?:\.\d+)?")
+
+
+def _is_cut_short(text: str, exc: json.JSONDecodeError) -> bool:
+    """Does the JSON error come from the end of the text (a file cut short) rather than a mistake?"""
+    rest = text[exc.pos:]
+    if not rest.strip() or exc.msg.startswith("Unterminated string"):
+        return True
+    if exc.msg.startswith("Invalid \\") and '"' not in rest and "\n" not in rest.rstrip():
+        return True  # cut inside an escape sequence
+    tail_start = max(0, len(text) - 200)
+    last = _LAST_TOKEN.search(text, tail_start)
+    return last is not None and exc.pos >= last.start(1) and _PARTIAL_TOKEN.fullmatch(last.group(1)) is not None
+
+
+def _syntax_error(data: bytes, text: str, exc: json.JSONDecodeError) -> NotebookReadError:
+    truncated = _is_cut_short(text, exc)
+    byte_pos = len(text[:exc.pos].encode("utf-8"))
+    if truncated:
+        end_line, end_col = _line_col(data, len(data.rstrip()))
+        cells = data.count(b'"cell_type"')
         return NotebookReadError(
-            "syntax", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg.lower()}",
-            line=exc.lineno, column=exc.colno, evidence={"offset": byte_pos, "near": _excerpt(data, byte_pos)})
-    # parsed by the standard library but not by orjson, and still no object
-    return NotebookReadError("not-object", f"the JSON holds {type(value).__name__}, not a notebook object",
-                             line=1, column=1)
-
-
-def load_bytes(data: bytes) -> dict[str, Any]:
-    """Parse notebook bytes into a plain dict (lines not joined); raise NotebookReadError if not JSON."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        value = None
-        # NaN, Infinity, integers beyond 64 bits and lone surrogates: valid for Python's json
-        if data.strip() and not data.startswith(b"\xef\xbb\xbf"):
-            try:
-                value = json.loads(data.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                value = None
-        if value is None:
-            raise _diagnose(data) from None
-    if not isinstance(value, dict):
-        raise NotebookReadError("not-object", f"the JSON holds {_json_type(value)}, not a notebook object",
-                                line=1, column=1)
-    return value
+            "truncated", f"the file is truncated: the JSON stops in the middle at line {end_line}, column "
+            f"{end_col} ({exc.msg.lower()})", line=end_line, column=end_col,
+            evidence={"size": len(data), "offset": byte_pos, "error": exc.msg,
+                      "cells_started": cells, "tail": _excerpt(data, len(data), 60)})
+    return NotebookReadError(
+        "syntax", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg.lower()}",
+        line=exc.lineno, column=exc.colno,
+        evidence={"offset": byte_pos, "error": exc.msg, "near": _excerpt(data, byte_pos)})
 
 
 def _json_type(value: object) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
             type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    """Python's parser (NaN, Infinity, huge integers, lone surrogates); NotebookReadError on failure."""
+    if data.startswith(BOM):  # json.loads refuses it too; say so precisely
+        raise _diagnose(data)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        raise _diagnose(data) from None
+
+
+def load_bytes(data: bytes) -> dict[str, Any]:
+    """Parse notebook bytes into a plain dict (lines not joined); raise NotebookReadError if not a notebook.
+
+    The value is what ``json.loads`` returns for the text, whichever parser did the work.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = _stdlib_loads(data)
+    else:
+        if _may_hold_big_int(data):
+            value = _stdlib_loads(data)  # orjson would have made floats of integers beyond 64 bits
+    if not isinstance(value, dict):
+        raise NotebookReadError("not-object", f"the JSON holds {_json_type(value)}, not a notebook object",
+                                line=1, column=1, evidence={"type": _json_type(value)})
+    return value
 
 
 def detect_newline(data: bytes) -> str:
@@ -176,22 +292,27 @@ def read_notebook(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
     return load_bytes(data), data
 
 
-# --- canonical writing --------------------------------------------------------------------------
+# --- canonical form ---------------------------------------------------------------------------
 
 _NON_TEXT_SPLIT_MIMES = frozenset({"application/javascript", "image/svg+xml"})
+_TRANSIENT_NB_META = ("orig_nbformat", "orig_nbformat_minor", "signature")
 
 
 def _is_json_mime(mime: str) -> bool:
     return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
+def _all_str(items: list[Any]) -> bool:
+    return all(isinstance(item, str) for item in items)
+
+
 def _bundle(data: Any) -> Any:
-    """nbformat's rejoin_lines then split_lines on a mime bundle, without mutating the input."""
+    """nbformat's rejoin then split of a mime bundle, without mutating the input."""
     if not isinstance(data, dict):
         return data
     out = {}
     for key, value in data.items():
-        if isinstance(value, list) and not _is_json_mime(key) and all(isinstance(v, str) for v in value):
+        if isinstance(value, list) and not _is_json_mime(key) and _all_str(value):
             value = "".join(value)
         if isinstance(value, str) and (key.startswith("text/") or key in _NON_TEXT_SPLIT_MIMES):
             value = value.splitlines(True)
@@ -199,17 +320,15 @@ def _bundle(data: Any) -> Any:
     return out
 
 
-def _join(value: Any) -> Any:
-    return "".join(value) if isinstance(value, list) else value
-
-
 def canonical(nb: Mapping[str, Any]) -> dict[str, Any]:
-    """The notebook as Jupyter would store it: lines re-split, transient keys dropped (input untouched)."""
+    """The nbformat-4 notebook as Jupyter stores it: lines re-split, transient keys dropped.
+
+    The input is not modified; unchanged sub-objects are shared with it, not copied.
+    """
     out = dict(nb)
     meta = out.get("metadata")
-    if isinstance(meta, dict) and ({"orig_nbformat", "orig_nbformat_minor", "signature"} & meta.keys()):
-        out["metadata"] = {k: v for k, v in meta.items()
-                           if k not in ("orig_nbformat", "orig_nbformat_minor", "signature")}
+    if isinstance(meta, dict) and not meta.keys().isdisjoint(_TRANSIENT_NB_META):
+        out["metadata"] = {k: v for k, v in meta.items() if k not in _TRANSIENT_NB_META}
     cells = out.get("cells")
     if isinstance(cells, list):
         out["cells"] = [_canonical_cell(c) if isinstance(c, dict) else c for c in cells]
@@ -218,11 +337,11 @@ def canonical(nb: Mapping[str, Any]) -> dict[str, Any]:
 
 def _canonical_cell(cell: dict[str, Any]) -> dict[str, Any]:
     c = dict(cell)
-    if "source" in c:
-        source = c["source"]
-        if isinstance(source, list) and all(isinstance(s, str) for s in source):
-            source = "".join(source)
-        c["source"] = source.splitlines(True) if isinstance(source, str) else source
+    source = c.get("source")
+    if isinstance(source, list) and _all_str(source):
+        source = "".join(source)
+    if isinstance(source, str):
+        c["source"] = source.splitlines(True)
     meta = c.get("metadata")
     if isinstance(meta, dict) and "trusted" in meta:
         c["metadata"] = {k: v for k, v in meta.items() if k != "trusted"}
@@ -231,103 +350,162 @@ def _canonical_cell(cell: dict[str, Any]) -> dict[str, Any]:
         c["attachments"] = {k: _bundle(v) for k, v in attachments.items()}
     outputs = c.get("outputs")
     if c.get("cell_type") == "code" and isinstance(outputs, list):
-        new_outputs = []
-        for output in outputs:
-            if isinstance(output, dict):
-                output = dict(output)
-                kind = output.get("output_type", "")
-                if kind in ("execute_result", "display_data"):
-                    if "data" in output:
-                        output["data"] = _bundle(output["data"])
-                elif kind and isinstance(output.get("text"), list):
-                    output["text"] = _join(output["text"])
-                if kind == "stream" and isinstance(output.get("text"), str):
-                    output["text"] = output["text"].splitlines(True)
-            new_outputs.append(output)
-        c["outputs"] = new_outputs
+        c["outputs"] = [_canonical_output(o) if isinstance(o, dict) else o for o in outputs]
     return c
 
 
-_INDENT_RE = re.compile(rb"^((?:  )+)", re.MULTILINE)
-_FLOAT_RE = re.compile(
-    rb'^( *(?:"(?:[^"\\\n]|\\.)*": )?)(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(,?)$', re.MULTILINE)
+def _canonical_output(output: dict[str, Any]) -> dict[str, Any]:
+    out = dict(output)
+    kind = out.get("output_type", "")
+    if kind in ("execute_result", "display_data"):
+        if "data" in out:
+            out["data"] = _bundle(out["data"])
+        return out
+    text = out.get("text")
+    if kind and isinstance(text, list) and _all_str(text):
+        text = out["text"] = "".join(text)
+    if kind == "stream" and isinstance(text, str):
+        out["text"] = text.splitlines(True)
+    return out
 
 
-def _halve(m: re.Match[bytes]) -> bytes:
-    return m.group(1)[: len(m.group(1)) // 2]
+# --- serialisation ----------------------------------------------------------------------------
+
+# a float token ends its line (a string token ends with a quote) and follows a space (indentation or
+# the ": " after a key); orjson always writes a fraction or an exponent for floats, never for integers
+_FLOAT_RE = re.compile(rb" (-?\d+(?:\.\d+(?:e[-+]?\d+)?|e[-+]?\d+))(?=,?\n|,?\Z)")
 
 
 def _refloat(m: re.Match[bytes]) -> bytes:
-    token = m.group(2)
-    if b"." in token or b"e" in token or b"E" in token:
-        token = repr(float(token)).encode()
-    return m.group(1) + token + m.group(3)
+    return b" " + repr(float(m.group(1))).encode()
 
 
-def _has_nonfinite(obj: Any) -> bool:
+def _reindent(raw: bytes) -> bytes:
+    """Halve the indentation of orjson's indent-2 output: every line's leading spaces are indentation."""
+    return b"\n".join([line[(len(line) - len(line.lstrip(b" "))) >> 1:] for line in raw.split(b"\n")])
+
+
+def _floats(obj: Any) -> int:
+    """0: no float in ``obj``; 1: finite floats only; 2: NaN or an infinity somewhere."""
+    found = 0
     stack = [obj]
+    isfinite = math.isfinite
     while stack:
         item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+        for value in item.values() if isinstance(item, dict) else item:
+            kind = type(value)
+            if kind is str:
+                continue
+            if kind is float or isinstance(value, float):
+                if not isfinite(value):
+                    return 2
+                found = 1
+            elif kind is dict or kind is list or isinstance(value, (dict, list)):
+                stack.append(value)
+    return found
 
 
-def _dumps_stdlib(nb: Any) -> str:
-    return json.dumps(nb, indent=1, sort_keys=True, separators=(",", ": "), ensure_ascii=False)
+def _bytes_default(obj: Any) -> Any:
+    """nbformat's BytesEncoder: bytes are written as the ASCII text they hold."""
+    if isinstance(obj, bytes):
+        return obj.decode("ascii")
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+class _BytesEncoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        return _bytes_default(o)
+
+
+def _dumps_stdlib(doc: Any, ensure_ascii: bool = False) -> str:
+    return json.dumps(doc, cls=_BytesEncoder, indent=1, sort_keys=True, separators=(",", ": "),
+                      ensure_ascii=ensure_ascii)
+
+
+def _encode(doc: Any) -> str:
+    try:
+        raw = orjson.dumps(doc, default=_bytes_default, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # huge ints, lone surrogates, deep nesting, odd keys
+        return _dumps_stdlib(doc)
+    floats = _floats(doc)
+    if floats == 2:  # orjson writes NaN and infinities as null; Python writes NaN, Infinity
+        return _dumps_stdlib(doc)
+    raw = _reindent(raw)
+    if floats:
+        raw = _FLOAT_RE.sub(_refloat, raw)
+    return raw.decode("utf-8")
+
+
+def _is_v3(nb: Mapping[str, Any]) -> bool:
+    major = nb.get("nbformat")
+    return type(major) is int and major == 3 and isinstance(nb.get("worksheets"), list)
+
+
+def _dumps_v3(nb: Mapping[str, Any]) -> str | None:
+    """nbformat 3 is rare and has its own layout (ASCII escapes): let nbformat do it."""
+    try:
+        from nbformat.v3 import nbjson
+
+        v3nb = nbjson.to_notebook(copy.deepcopy(dict(nb)))  # type: ignore[no-untyped-call]
+        text: str = nbjson.writes(v3nb)  # type: ignore[no-untyped-call]
+    except Exception:  # a malformed v3 notebook: write it as plain canonical JSON instead
+        return None
+    return text
 
 
 def dumps(nb: Mapping[str, Any], newline: str = "\n") -> str:
-    """Serialise exactly as ``nbformat.write`` would (plus the file's newline style)."""
-    doc = canonical(nb)
-    try:
-        raw = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        text = _dumps_stdlib(doc)
-    else:
-        if b"null" in raw and _has_nonfinite(doc):
-            text = _dumps_stdlib(doc)
-        else:
-            raw = _INDENT_RE.sub(_halve, raw)
-            if b"." in raw or b"e" in raw or b"E" in raw:
-                raw = _FLOAT_RE.sub(_refloat, raw)
-            text = raw.decode("utf-8")
+    """Serialise exactly as ``nbformat.writes(nbformat.reads(text, NO_CONVERT))`` + ``"\\n"`` would.
+
+    ``newline`` is the line ending to use (``detect_newline`` gives a file's own).  Notebooks that
+    nbformat cannot write (non-dict cells, missing keys) are still written, canonically.
+    """
+    text = _dumps_v3(nb) if _is_v3(nb) else None
+    if text is None:
+        text = _encode(canonical(nb))
     text += "\n"
     if newline != "\n":
         text = text.replace("\n", newline)
     return text
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encode_text(text: str) -> bytes:
+    """UTF-8 bytes of ``dumps`` output; a lone surrogate (legal in JSON, not in UTF-8) stays a ``\\u`` escape."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
+# --- writing files ----------------------------------------------------------------------------
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> bool:
-    """Replace ``path`` with ``data`` atomically; return False (and touch nothing) if unchanged."""
-    target = Path(path)
+    """Replace ``path`` with ``data`` atomically; return False (and touch nothing) if unchanged.
+
+    The temporary file lives in the target's folder (so ``os.replace`` is a rename on one file
+    system); the target's permission bits are kept; a symlink is followed, not replaced; on any
+    error the temporary file is removed and the original is left as it was.
+    """
+    target = Path(os.path.realpath(path))
     try:
-        if target.read_bytes() == data:
+        if target.stat().st_size == len(data) and target.read_bytes() == data:
             return False
+        mode: int | None = target.stat().st_mode & 0o7777
     except FileNotFoundError:
-        pass
-    mode = None
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        mode = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".nbmedic-tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
-            umask = os.umask(0)
+        if mode is None:
+            umask = os.umask(0o022)
             os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -340,4 +518,4 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> bool:
 
 def write_notebook(path: str | os.PathLike[str], nb: Mapping[str, Any], newline: str = "\n") -> bool:
     """Write ``nb`` canonically and atomically; False if the file already held exactly that."""
-    return atomic_write_bytes(path, dumps(nb, newline).encode("utf-8"))
+    return atomic_write_bytes(path, encode_text(dumps(nb, newline)))
