@@ -74,6 +74,16 @@ def _rules() -> list[tuple[tuple[str, ...], Rule]]:
     ]
 
 
+def _active_rules(config: Config, env: CheckEnv) -> list[Rule]:
+    """The rules that can emit a wanted code, worked out once per configuration of a run."""
+    cache: dict[int, tuple[Config, list[Rule]]] = env.cache.setdefault("active-rules", {})
+    hit = cache.get(id(config))
+    if hit is None or hit[0] is not config:
+        hit = (config, [rule for codes, rule in _rules() if any(config.wants(c) for c in codes)])
+        cache[id(config)] = hit
+    return hit[1]
+
+
 def display_path(path: Path) -> str:
     text = os.fspath(path)
     try:
@@ -112,9 +122,8 @@ def check_file(path: Path, config: Config, env: CheckEnv | None = None) -> list[
             found.append(f)
     if ctx.major != 4:  # other rules understand nbformat 4 only
         return found
-    for codes, rule in _rules():
-        if any(config.wants(c) for c in codes):
-            found.extend(f for f in rule(ctx) if config.wants(f.code))
+    for rule in _active_rules(config, env):
+        found.extend(f for f in rule(ctx) if config.wants(f.code))
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 CURRENT_MINOR = 5
 ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
 MAX_SCHEMA_ERRORS = 5
+MAX_EXAMINED_ERRORS = 100  # a badly broken file is not worth describing error by error
 
 RULES: list[tuple[tuple[str, ...], Rule]] = []  # check_format runs first, on every parsed file
 
@@ -44,7 +46,24 @@ def _schema(minor: int) -> dict[str, Any]:
     name = f"nbformat.v4.{min(max(minor, 0), CURRENT_MINOR)}.schema.json"
     text = resources.files("nbformat").joinpath("v4", name).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
+    if minor > CURRENT_MINOR:
+        # a notebook from a newer nbformat: judge it as nbformat does, by the newest schema we know with
+        # extra keys and unknown cell/output types allowed
+        schema = _relaxed(schema)
+        definitions = schema.get("definitions", {})
+        for name in ("cell", "output"):
+            branches = definitions.get(name, {}).get("oneOf")
+            if isinstance(branches, list) and f"unrecognized_{name}" in definitions:
+                branches.append({"$ref": f"#/definitions/unrecognized_{name}"})
     return schema
+
+
+def _relaxed(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: True if k == "additionalProperties" else _relaxed(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_relaxed(v) for v in node]
+    return node
 
 
 #: most frequent branch first; the branches exclude each other (distinct ``cell_type``/``output_type``
@@ -155,9 +174,9 @@ def schema_errors(nb: dict[str, Any], minor: int, *, skip_kernelspec: bool = Fal
 
     validator = jsonschema.Draft4Validator(_schema(minor))
     errors = []
-    for error, better in sorted(
-            (leaf for top in validator.iter_errors(nb) for leaf in _leaf_errors(top)),
-            key=lambda pair: [str(p) for p in pair[0].absolute_path]):
+    leaves = itertools.islice((leaf for top in validator.iter_errors(nb) for leaf in _leaf_errors(top)),
+                              MAX_EXAMINED_ERRORS)
+    for error, better in sorted(leaves, key=lambda pair: [str(p) for p in pair[0].absolute_path]):
         if _is_id_error(error) or (skip_kernelspec and _is_kernelspec_error(error)):
             continue
         message = better or jsonschema.exceptions.best_match([error]).message
@@ -229,4 +248,5 @@ def _check_ids(ctx: NotebookContext) -> Iterator[Finding]:
             where = [i for i, v in with_id if v == value]
             yield ctx.finding(
                 "NB004", f"cell id {value!r} is used by {count} cells ({', '.join(map(str, where[:10]))}); "
-                "ids must be unique", cell=where[1], evidence={"id": value, "cells": where})
+                "ids must be unique; Jupyter renames the copies on open, so diffs and merges lose track of them",
+                severity="warning", cell=where[1], evidence={"id": value, "cells": where})

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
+from nbmedic.notebook.cells import CONFLICT_TAG
 from nbmedic.repair.core import RepairResult, Status, repair_bytes, validation_error
-from nbmedic.repair.merge import CONFLICT_TAG, Prefer
+from nbmedic.repair.merge import Prefer
 
 __all__ = ["CONFLICT_TAG", "Prefer", "RepairResult", "Status", "repair_bytes", "validation_error"]
