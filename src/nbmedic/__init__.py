@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from nbmedic.execute.runner import run_notebook
+
+__all__ = ["__version__", "run_notebook"]
+
+
+def __getattr__(name: str) -> Any:
+    """``nbmedic.run_notebook`` without importing the execution machinery with ``import nbmedic``."""
+    if name == "run_notebook":
+        from nbmedic.execute.runner import run_notebook
+
+        return run_notebook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ Design notes:
 * CPU is computed from ``cpu_times()`` deltas per process (never psutil's blocking ``cpu_percent``), summed
   over the tree: ``Sample.cpu`` is percent of one core over the time since the previous sample (at least
   half an interval back, so the extra samples taken at cell boundaries are not all noise).
-* ``set_cell`` takes a reading on the caller's thread (unless the latest one is under ``boundary_gap``
+* ``set_cell`` takes a fresh reading on the caller's thread (unless the latest one is under ``boundary_gap``
   seconds old), so even a cell shorter than the interval gets its start and end figures.
 * The watchdog SIGKILLs the whole tree (the kernel is stopped first so it cannot respawn workers, then
   its descendants deepest first, then the kernel) as soon as a sample's tree RSS exceeds ``memory_limit``;
@@ -115,7 +115,7 @@ class Monitor:
         t0: float | None = None,
         gpu: bool | GpuProbe = True,
         idle_window: float | None = None,
-        boundary_gap: float = 0.01,
+        boundary_gap: float = 0.0,
         scan_budget: float = 0.02,
         cgroup_root: str = "/sys/fs/cgroup",
         proc: str = "/proc",

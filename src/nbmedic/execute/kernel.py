@@ -1,0 +1,434 @@
+"""One fresh kernel for one run: launch, talk to it over ZMQ, watch its process, shut it down cleanly.
+
+* ``jupyter_client``'s ``AsyncKernelManager`` driven by a private event loop (closed afterwards, so
+  runs in threads leak no loops) and a ``BlockingKernelClient`` on a private ZMQ context (destroyed
+  afterwards: no leaked sockets);
+* ``ipc`` transport on Linux: no TCP port race when many kernels start at once (jupyter_client#487);
+  the connection file and the ipc socket files live in a private temporary folder removed afterwards;
+* the kernel's stdout and stderr go to a file (its tail is evidence when it dies);
+* Python kernels get faulthandler writing to a file of ours: all threads' stacks on ``SIGUSR1``
+  (a stuck cell) and on a fatal signal (a native crash).  ipykernel forwards file descriptor 2 to the
+  notebook through a pipe, so a dump written to stderr would both pollute the cell's output and be
+  lost when the process dies; a separate file avoids both.  The user namespace stays clean;
+* the kernel's return code (-9 SIGKILL, -11 SIGSEGV, 3 for ``os._exit(3)``) is kept before
+  jupyter_client's clean-up forgets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Mapping
+from typing import IO, Any, TypeVar
+
+from nbmedic.findings import Finding, make
+
+__all__ = ["DebugLog", "Kernel", "KernelStartError"]
+
+T = TypeVar("T")
+
+_CHANNELS = ("shell", "iopub", "stdin")
+
+
+class KernelStartError(Exception):
+    """The kernel could not be started; ``finding`` (RN140/RN141) says why."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+class DebugLog:
+    """``--debug FILE``: every message sent and received, one JSON object per line."""
+
+    def __init__(self, path: str) -> None:
+        self._fh: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._lock = threading.Lock()
+        self._t0 = time.monotonic()
+
+    def log(self, channel: str, direction: str, msg: Mapping[str, Any]) -> None:
+        header = msg.get("header") or {}
+        record = {
+            "t": round(time.monotonic() - self._t0, 6),
+            "channel": channel,
+            "direction": direction,
+            "msg_type": header.get("msg_type", msg.get("msg_type")),
+            "msg_id": header.get("msg_id"),
+            "parent_msg_id": (msg.get("parent_header") or {}).get("msg_id"),
+            "date": str(header.get("date")) if header.get("date") is not None else None,
+            "content": msg.get("content"),
+        }
+        line = json.dumps(record, default=str, ensure_ascii=False)
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.write(line + "\n")
+                self._fh.flush()
+
+    def event(self, what: str, **facts: Any) -> None:
+        """Something nbmedic did to the kernel (a signal, a kill): logged as channel ``nbmedic``."""
+        self.log("nbmedic", "note", {"header": {"msg_type": what}, "content": facts})
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def faulthandler_lines(path: str) -> list[str]:
+    """IPython ``exec_lines`` that send crash dumps and SIGUSR1 dumps of every thread to ``path``."""
+    quoted = repr(path)
+    return [
+        f"__import__('faulthandler').enable(file=open({quoted}, 'a'), all_threads=True)",
+        f"__import__('faulthandler').register(__import__('signal').SIGUSR1, file=open({quoted}, 'a'), "
+        "all_threads=True)",
+    ]
+
+
+def _installed_kernels() -> dict[str, str]:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    try:
+        return dict(KernelSpecManager().find_kernel_specs())
+    except Exception:  # a broken kernelspec folder must not hide the real problem
+        return {}
+
+
+def _is_ipykernel(argv: list[str], language: str) -> bool:
+    joined = " ".join(argv)
+    return language.lower() == "python" and ("ipykernel" in joined)
+
+
+class Kernel:
+    """A kernel process and a client connected to it.  Use ``start()`` then ``close()`` (always)."""
+
+    def __init__(self, kernel_name: str, *, cwd: str, path: str | None = None,
+                 debug: DebugLog | None = None, extra_env: Mapping[str, str] | None = None) -> None:
+        self.kernel_name = kernel_name
+        self.cwd = cwd
+        self.path = path  # the notebook, for findings
+        self.debug = debug
+        self.extra_env = dict(extra_env or {})
+        self.tmpdir = tempfile.mkdtemp(prefix="nbmedic-kernel-")
+        self.stderr_path = os.path.join(self.tmpdir, "kernel.log")
+        self.faulthandler_path: str | None = None
+        self.argv: list[str] = []
+        self.language = ""
+        self.pid: int | None = None
+        self.pgid: int | None = None
+        self._returncode: int | None = None
+        self._loop = asyncio.new_event_loop()
+        self._km: Any = None
+        self._kc: Any = None
+        self._ctx: Any = None
+        self._poller: Any = None
+        self._sockets: dict[Any, str] = {}
+        self._process: Any = None
+        self._closed = False
+        self.killed_by_us = False
+        self.info: dict[str, Any] | None = None  # the kernel_info reply's content
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def _run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        if timeout is not None:
+            return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
+        return self._loop.run_until_complete(asyncio.ensure_future(coro, loop=self._loop))
+
+    def _fail(self, message: str, fix: str | None = None, **evidence: Any) -> KernelStartError:
+        evidence.setdefault("kernel", self.kernel_name)
+        if self.argv:
+            evidence.setdefault("argv", self.argv)
+        return KernelStartError(make("RN140", self.path, message, evidence=evidence, fix=fix))
+
+    def start(self, startup_timeout: float) -> None:
+        """Launch the kernel and wait for its ``kernel_info`` reply; KernelStartError on failure."""
+        import zmq
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_client.blocking.client import BlockingKernelClient
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        if sys.platform.startswith("linux"):
+            km.transport = "ipc"
+            km.ip = os.path.join(self.tmpdir, "kernel")
+        km.connection_file = os.path.join(self.tmpdir, "kernel.json")
+        km.shutdown_wait_time = 2.0
+        self._km = km
+        try:
+            spec = km.kernel_spec
+        except NoSuchKernel:
+            installed = _installed_kernels()
+            raise self._fail(
+                f"no kernel named {self.kernel_name!r} is installed here"
+                + (f" (installed: {', '.join(sorted(installed))})" if installed else " (none is installed)"),
+                installed=installed) from None
+        self.language = str(getattr(spec, "language", "") or "")
+        self.argv = list(km.format_kernel_cmd())
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        extra: list[str] = []
+        if _is_ipykernel(self.argv, self.language):
+            self.faulthandler_path = os.path.join(self.tmpdir, "faulthandler.log")
+            open(self.faulthandler_path, "ab").close()
+            env["PYTHONFAULTHANDLER"] = "1"  # crashes during start-up, before exec_lines run
+            extra = ["--IPKernelApp.exec_lines=" + json.dumps(faulthandler_lines(self.faulthandler_path))]
+            self.argv = list(km.format_kernel_cmd(extra_arguments=extra))
+        started = time.monotonic()
+        try:
+            with open(self.stderr_path, "ab") as log:
+                self._run(km.start_kernel(extra_arguments=extra, env=env, cwd=self.cwd,
+                                          stdout=log, stderr=log, stdin=None), startup_timeout)
+        except FileNotFoundError as exc:
+            missing = exc.filename or (self.argv[0] if self.argv else "?")
+            raise self._fail(
+                f"the kernel {self.kernel_name!r} cannot start: its program {missing} does not exist "
+                "(the kernelspec points to a deleted or moved environment)", missing=str(missing),
+                error=str(exc), kernelspec=getattr(spec, "resource_dir", None)) from None
+        except PermissionError as exc:
+            raise self._fail(f"the kernel {self.kernel_name!r} cannot start: {exc}", error=str(exc)) from None
+        except asyncio.TimeoutError:
+            raise KernelStartError(make(
+                "RN141", self.path, f"the kernel {self.kernel_name!r} did not start within {startup_timeout:g} s",
+                evidence={"kernel": self.kernel_name, "argv": self.argv, "startup_timeout": startup_timeout,
+                          "stderr_tail": self.stderr_tail()})) from None
+        except Exception as exc:  # jupyter_client raises RuntimeError & co. for broken specs
+            raise self._fail(f"the kernel {self.kernel_name!r} cannot start: {exc}",
+                             error=f"{type(exc).__name__}: {exc}") from None
+        self._process = getattr(km.provisioner, "process", None)
+        self.pid = getattr(self._process, "pid", None)
+        if self.pid is not None:
+            try:
+                self.pgid = os.getpgid(self.pid)
+            except OSError:
+                self.pgid = None
+        if self.debug:
+            self.debug.event("kernel-started", argv=self.argv, pid=self.pid)
+
+        self._ctx = zmq.Context()
+        kc = BlockingKernelClient(context=self._ctx, session=km.session)
+        kc.load_connection_info(km.get_connection_info(session=False))
+        kc.start_channels(shell=True, iopub=True, stdin=True, hb=False, control=False)
+        self._kc = kc
+        self._poller = zmq.Poller()
+        for name in _CHANNELS:
+            sock = getattr(kc, f"{name}_channel").socket
+            self._sockets[sock] = name
+            self._poller.register(sock, zmq.POLLIN)
+        self._wait_ready(started, startup_timeout)
+
+    def _wait_ready(self, started: float, startup_timeout: float) -> None:
+        """kernel_info until a reply on shell *and* a message on iopub (the subscription is live)."""
+        deadline = started + startup_timeout
+        replied = iopub_seen = False
+        sent_at = 0.0
+        while not (replied and iopub_seen):
+            code = self.returncode()
+            if code is not None:
+                raise self._died_at_start(code)
+            now = time.monotonic()
+            if now >= deadline:
+                raise KernelStartError(make(
+                    "RN141", self.path,
+                    f"the kernel {self.kernel_name!r} did not answer within {startup_timeout:g} s of starting",
+                    evidence={"kernel": self.kernel_name, "argv": self.argv, "startup_timeout": startup_timeout,
+                              "pid": self.pid, "stderr_tail": self.stderr_tail()}))
+            if not replied and now - sent_at > 1.0:
+                self.send("shell", "kernel_info_request", {})
+                sent_at = now
+            for channel, msg in self.receive(0.05):
+                if channel == "shell" and msg["msg_type"] == "kernel_info_reply":
+                    replied = True
+                    self.info = msg.get("content")
+                elif channel == "iopub":
+                    iopub_seen = True
+
+    def _died_at_start(self, code: int) -> KernelStartError:
+        tail = self.stderr_tail()
+        lines = [ln for ln in tail.splitlines() if ln.strip()]
+        last = lines[-1].strip() if lines else ""
+        evidence: dict[str, Any] = {"exit_code": code, "signal": signal_name(code), "stderr_tail": tail, "pid": self.pid}
+        if "No module named ipykernel_launcher" in tail or "No module named ipykernel" in tail:
+            exe = self.argv[0] if self.argv else "python"
+            return self._fail(
+                f"the kernel {self.kernel_name!r} exited at start-up: its interpreter {exe} has no ipykernel "
+                "(\"No module named ipykernel_launcher\")", **evidence,
+                fix=f"`{exe} -m pip install ipykernel`, or re-register the kernel from an environment that has it")
+        how = f"with code {code}" if code >= 0 else f"on {signal_name(code)}"
+        return self._fail(f"the kernel {self.kernel_name!r} exited {how} during start-up"
+                          + (f": {last}" if last else ""), **evidence)
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def send(self, channel: str, msg_type: str, content: dict[str, Any]) -> str:
+        kc = self._kc
+        msg = kc.session.msg(msg_type, content)
+        getattr(kc, f"{channel}_channel").send(msg)
+        if self.debug:
+            self.debug.log(channel, "send", msg)
+        return str(msg["header"]["msg_id"])
+
+    def execute(self, code: str) -> str:
+        return self.send("shell", "execute_request", {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": True, "stop_on_error": False})
+
+    def receive(self, timeout: float) -> list[tuple[str, dict[str, Any]]]:
+        """Messages ready within ``timeout`` seconds on shell, iopub and stdin (may be empty)."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self._poller is None:
+            time.sleep(timeout)
+            return out
+        ready = dict(self._poller.poll(int(max(0.0, timeout) * 1000)))
+        for sock, name in self._sockets.items():
+            if sock not in ready:
+                continue
+            channel = getattr(self._kc, f"{name}_channel")
+            for _ in range(1000):  # drain what is there, bounded so one channel cannot starve the loop
+                if not sock.poll(0):
+                    break
+                try:
+                    msg = channel.get_msg(timeout=0)
+                except Exception:  # a malformed message: skip it
+                    continue
+                if self.debug:
+                    self.debug.log(name, "recv", msg)
+                out.append((name, msg))
+        return out
+
+    # --- the process ----------------------------------------------------------------------------
+
+    def returncode(self) -> int | None:
+        """The kernel process's return code once it has exited (kept after clean-up), else None."""
+        if self._returncode is None and self._process is not None:
+            try:
+                self._returncode = self._process.poll()
+            except Exception:
+                return None
+        return self._returncode
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self.returncode() is None
+
+    def interrupt(self) -> None:
+        """SIGINT to the kernel's process group (the kernel's interrupt, as Jupyter sends it)."""
+        if self.debug:
+            self.debug.event("interrupt", pid=self.pid)
+        if not self.is_alive():
+            return
+        try:
+            self._run(self._km.interrupt_kernel(), 5.0)
+        except Exception:
+            self._signal_group(signal.SIGINT)
+
+    def kill(self) -> None:
+        """SIGKILL to the kernel's process group, then reap it."""
+        if self.debug:
+            self.debug.event("kill", pid=self.pid)
+        self.killed_by_us = True
+        self._signal_group(signal.SIGKILL)
+        self._reap(2.0)
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            if self.pgid is not None and self.pgid != os.getpgid(0):
+                os.killpg(self.pgid, sig)
+            elif self.pid is not None:
+                os.kill(self.pid, sig)
+        except OSError:
+            pass
+
+    def _reap(self, timeout: float) -> None:
+        if self._process is None:
+            return
+        try:
+            self._returncode = self._process.wait(timeout)
+        except Exception:
+            pass
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        try:
+            with open(self.stderr_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - limit))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def faulthandler_text(self) -> str:
+        if self.faulthandler_path is None:
+            return ""
+        try:
+            with open(self.faulthandler_path, "rb") as fh:
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    def close(self, *, graceful: bool = True) -> None:
+        """Shut the kernel down (politely if alive, then by force), close every socket, remove temp files."""
+        if self._closed:
+            return
+        self._closed = True
+        km = self._km
+        try:
+            if self._kc is not None:
+                self._kc.stop_channels()
+        except Exception:
+            pass
+        if km is not None and self._process is not None:
+            alive = self.is_alive()
+            try:
+                self._run(km.shutdown_kernel(now=not (graceful and alive)), 10.0)
+            except Exception:
+                self._signal_group(signal.SIGKILL)
+            self._reap(5.0)
+        # children the kernel left behind in its process group
+        if self.pgid is not None and self.pgid != os.getpgid(0):
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except OSError:
+                pass
+        if km is not None:
+            try:
+                done = km.cleanup_resources()  # a coroutine on the async manager
+                if inspect.isawaitable(done):
+                    self._run(done, 10.0)
+            except Exception:
+                pass
+            try:
+                if km.trait_has_value("context") and not km.context.closed:
+                    km.context.destroy(linger=0)
+            except Exception:
+                pass
+        if self._ctx is not None:
+            self._ctx.destroy(linger=0)
+        try:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
+
+
+def signal_name(code: int | None) -> str | None:
+    """``SIGKILL`` for a return code of -9; None for a normal exit code."""
+    if code is None or code >= 0:
+        return None
+    return _SIGNAL_NAMES.get(-code, f"signal {-code}")
