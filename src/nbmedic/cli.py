@@ -30,6 +30,30 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
 
 
+def _add_run_options(p: argparse.ArgumentParser, *, doctor: bool = False) -> None:
+    """Limits and switches of monitored execution (shared by ``run`` and ``doctor``)."""
+    g = p.add_argument_group("execution")
+    g.add_argument("--kernel", metavar="NAME", help="kernel to use instead of the notebook's kernelspec")
+    g.add_argument("--cell-timeout", type=float, metavar="S", help="seconds a cell may run")
+    g.add_argument("--timeout", type=float, metavar="S", help="seconds the whole notebook may run")
+    g.add_argument("--startup-timeout", type=float, metavar="S", help="seconds the kernel may take to start")
+    g.add_argument("--memory-limit", metavar="SIZE", help="kill the kernel when its RSS passes SIZE (e.g. 2G)")
+    g.add_argument("--max-output", metavar="SIZE", help="keep at most SIZE of output per cell (e.g. 1M)")
+    g.add_argument("--stall-after", type=float, metavar="S",
+                   help="warn when a cell has had no output and no CPU for S seconds (default 30)")
+    g.add_argument("-j", "--jobs", type=int, metavar="N", help="notebooks run in parallel, one kernel each")
+    if doctor:
+        g.add_argument("--no-run", action="store_true", help="static checks only: do not execute the notebooks")
+        return
+    g.add_argument("--allow-errors", action="store_true", default=None, help="continue past cells that raise")
+    g.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a parameter (papermill-compatible; repeatable)")
+    g.add_argument("-f", "--parameters-file", metavar="YAML", help="parameters from a YAML file")
+    g.add_argument("--compare", action="store_true", default=None,
+                   help="compare the new outputs with the stored ones (RN160)")
+    g.add_argument("--debug", metavar="FILE", help="write every kernel message to FILE as JSON lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nbmedic",
@@ -42,11 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Diagnose notebooks and print one readable report.")
     doctor.add_argument("paths", nargs="+", metavar="PATH", help="notebooks or folders (searched recursively)")
     _add_report_options(doctor)
+    _add_run_options(doctor, doctor=True)
 
     check = sub.add_parser("check", help="static checks of notebook files (never runs code)",
                            description="Static checks of notebook files; never executes notebook code.")
     check.add_argument("paths", nargs="+", metavar="PATH", help="notebooks or folders (searched recursively)")
     _add_report_options(check)
+
+    run = sub.add_parser("run", help="execute notebooks in monitored kernels; explain deaths and stuck cells",
+                         description="Execute notebooks top to bottom in fresh, monitored kernels. Writes the "
+                         "executed notebook to a new file (also when the run fails) and explains every failure.")
+    run.add_argument("paths", nargs="+", metavar="NB", help="notebooks to run")
+    dest = run.add_mutually_exclusive_group()
+    dest.add_argument("-o", "--output", metavar="OUT", help="executed notebook path (one input only)")
+    dest.add_argument("--output-dir", metavar="DIR", help="write executed notebooks into DIR (same names)")
+    dest.add_argument("--in-place", action="store_true", help="replace the input with the executed notebook")
+    _add_report_options(run)
+    _add_run_options(run)
 
     repair = sub.add_parser("repair", help="fix broken notebook files (conflicts, truncation, ids, old format)",
                             description="Fix what can be fixed in broken notebook files and say what was lost.")
@@ -69,6 +105,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nbmedic.commands.doctor import run_doctor
 
         return run_doctor(args)
+    if args.command == "run":
+        from nbmedic.commands.run import run_run
+
+        return run_run(args)
     if args.command == "repair":
         from nbmedic.commands.repair import run_repair
 

@@ -33,7 +33,10 @@ def render_text(
     stream: IO[str] | None = None,
     title: str | None = None,
     show_info: bool = True,
+    notes: Mapping[str, str] | None = None,
+    summary: str | None = None,
 ) -> None:
+    """Print the report: ``notes`` adds a line of facts to a file's header (e.g. how its run went)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.text import Text
@@ -47,12 +50,13 @@ def render_text(
     by_file = {k: list(g) for k, g in itertools.groupby(ordered, key=lambda f: f.path or "(machine)")}
     for path in [*files, *(p for p in by_file if p not in files)]:
         group = by_file.get(path, [])
+        note = (notes or {}).get(path)
         if not group:
-            console.print(Text.assemble(("✓ ", "green"), (path, "bold"), ("  no problems found", "dim")))
+            console.print(Text.assemble(("✓ ", "green"), (path, "bold"), (f"  {note or 'no problems found'}", "dim")))
             continue
         worst = group[0].severity if group else "info"
         mark = {"error": "✗ ", "warning": "! ", "info": "· "}[worst]
-        console.print(Text.assemble((mark, _STYLE[worst]), (path, "bold")))
+        console.print(Text.assemble((mark, _STYLE[worst]), (path, "bold"), (f"  {note}" if note else "", "dim")))
         for f in group:
             where = f"cell {f.cell}" if f.cell is not None else "file"
             head = Text.assemble(
@@ -66,6 +70,6 @@ def render_text(
                 console.print(f"      [green]fix:[/green] {escape(f.fix)}")
     counts = {s: sum(1 for f in ordered if f.severity == s) for s in ("error", "warning", "info")}
     n = len(files)
-    tail = (f"{n} notebook{'s' if n != 1 else ''} checked: {counts['error']} error(s), "
+    tail = (f"{n} notebook{'s' if n != 1 else ''} {summary or 'checked'}: {counts['error']} error(s), "
             f"{counts['warning']} warning(s), {counts['info']} info")
     console.print(Text(tail, style="bold red" if counts["error"] else ("yellow" if counts["warning"] else "green")))
