@@ -27,11 +27,22 @@ EXPECTED: dict[str, set[str]] = {
     "missing_kernelspec.ipynb": {"NB030"},
     "unknown_kernel.ipynb": {"NB031"},
     "absolute_paths.ipynb": {"NB040"},
-    "missing_import.ipynb": {"NB041"},
+    "missing_import.ipynb": {"NB041", "RN120"},
     "widget_without_state.ipynb": {"NB050"},
-    "saved_errors.ipynb": {"NB051"},
+    "saved_errors.ipynb": {"NB051", "RN120"},
     "clean-repo/committed_outputs.ipynb": {"NB010"},
+    # runtime patients: their limits are in metadata.nbmedic
+    "memory_hog.ipynb": {"RN101"},
+    "stuck_cell.ipynb": {"RN110"},
+    "native_crash.ipynb": {"RN102"},
+    "self_exit.ipynb": {"RN103"},
+    "raising_cell.ipynb": {"RN120"},
+    "asks_input.ipynb": {"RN150"},
+    "output_flood.ipynb": {"RN130"},
 }
+# how long each runtime patient may take: its limit plus a few seconds for kernel start and shutdown
+TIME_BOUNDS = {"memory_hog.ipynb": 20, "stuck_cell.ipynb": 3 + 5 + 6, "native_crash.ipynb": 10,
+               "self_exit.ipynb": 10, "raising_cell.ipynb": 10, "asks_input.ipynb": 10, "output_flood.ipynb": 30}
 
 
 def _doctor_json(*cmd: str) -> tuple[int, dict[str, set[str]], dict[str, object]]:
@@ -67,14 +78,33 @@ def test_doctor_diagnoses_the_clinic_through_the_installed_script() -> None:
     for name, expected in EXPECTED.items():
         assert by_file.get(name, set()) == expected, name
     assert doc["summary"]["files"] == len(EXPECTED)  # type: ignore[index]
+    runs = {(CLINIC.parent.parent / r["path"]).resolve().relative_to(CLINIC).as_posix(): r
+            for r in doc["runs"]}  # type: ignore[attr-defined]
+    static_only = {"conflicted.ipynb", "truncated.ipynb", "html_page.ipynb", "schema_violation.ipynb",
+                   "old_format_v3.ipynb", "unknown_kernel.ipynb"}
+    assert set(runs) == set(EXPECTED) - static_only  # broken files and missing kernels are not run
+    for name, bound in TIME_BOUNDS.items():
+        assert runs[name]["duration"] < bound, (name, runs[name]["duration"])
+    assert runs["healthy.ipynb"]["status"] == "ok"
+    assert runs["memory_hog.ipynb"]["status"] == "died"
+    assert runs["stuck_cell.ipynb"]["status"] == "timeout"
+
+
+def test_doctor_writes_nothing() -> None:
+    before = {p: p.stat().st_mtime_ns for p in CLINIC.rglob("*")}
+    proc = subprocess.run([sys.executable, "-m", "nbmedic", "doctor", "--format", "json",
+                           str(CLINIC / "raising_cell.ipynb"), str(CLINIC / "healthy.ipynb")],
+                          capture_output=True, text=True, cwd=CLINIC.parent.parent)
+    assert proc.returncode == 1, proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in CLINIC.rglob("*")} == before
 
 
 def test_doctor_text_report_names_cell_evidence_and_fix() -> None:
-    proc = subprocess.run([sys.executable, "-m", "nbmedic", "doctor", str(CLINIC)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "nbmedic", "doctor", "--no-run", str(CLINIC)], capture_output=True,
                           text=True, cwd=CLINIC.parent.parent)
     assert proc.returncode == 1, proc.stderr
     text = proc.stdout
     assert "examples/clinic/out_of_order.ipynb" in text
     assert "NB011" in text and "cell " in text and "fix:" in text
     assert "healthy.ipynb  no problems found" in text
-    assert f"{len(EXPECTED)} notebooks checked" in text
+    assert f"{len(EXPECTED)} notebooks examined" in text

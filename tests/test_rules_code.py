@@ -84,7 +84,7 @@ def test_comment_spans_handles_strings() -> None:
 # --- NB041 ------------------------------------------------------------------------------------------
 
 REALISTIC = [
-    "%matplotlib inline\nimport os, sys\nimport json as j\nfrom collections import OrderedDict",
+    "%load_ext autoreload\n%autoreload 2\nimport os, sys\nimport json as j\nfrom collections import OrderedDict",
     "from . import sibling\nfrom .pkg import thing\nfrom __future__ import annotations",
     f"try:\n    import {MISSING}\nexcept ImportError:\n    {MISSING} = None",
     f"try:\n    from {MISSING} import x\nexcept (ModuleNotFoundError, KeyError):\n    x = None",
@@ -108,7 +108,7 @@ def test_nb041_quiet_on_realistic_cells(tmp_path: Path, check_json: CheckJson, s
 
 def test_nb041_missing_modules(tmp_path: Path, check_json: CheckJson) -> None:
     path = _one(tmp_path,
-                nbf.code("%matplotlib inline\nimport numpy as np\nimport os, sys"),
+                nbf.code("%time x = 1\nimport numpy as np\nimport os, sys"),
                 nbf.md(f"import {MISSING}"),
                 nbf.code(f"from {MISSING}.sub import thing\nimport numpy.linalg"),
                 nbf.code(f"%%time\nimport {MISSING}"))
@@ -230,3 +230,14 @@ def test_parse_cell_neutralises_ipython_syntax() -> None:
     tree = code.parse_cell(source)
     assert tree is not None
     assert code.parse_cell("def broken(:\n    pass") is None
+
+
+def test_nb041_matplotlib_magic_needs_matplotlib(tmp_path: Path, check_json: CheckJson) -> None:
+    import importlib.util
+
+    path = nbf.write(tmp_path / "plot.ipynb", nbf.notebook(nbf.code("%matplotlib inline\nx = 1", count=1)))
+    found = [f for f in check_json(str(path))[1] if f["code"] == "NB041"]
+    installed = importlib.util.find_spec("matplotlib") is not None
+    assert bool(found) is not installed
+    if found:
+        assert found[0]["evidence"]["modules"] == ["matplotlib"]

@@ -103,7 +103,7 @@ def widget_without_state() -> None:
                                                          "version_major": 2, "version_minor": 0},
             "text/plain": "IntSlider(value=5, max=10)"}
     save("widget_without_state.ipynb", nb([
-        code("slider  # an ipywidgets.IntSlider made in an earlier session", 1,
+        code("slider = 'IntSlider(value=5, max=10)'  # an ipywidgets.IntSlider in the real notebook\nslider", 1,
              [v4.new_output("execute_result", data=view, execution_count=1)]),
     ]))
 
@@ -120,7 +120,7 @@ def saved_errors() -> None:
 def bloated_outputs() -> None:
     blob = base64.b64encode(rng.randbytes(900_000)).decode()  # ~1.2 MB of "image"
     image = v4.new_output("display_data", data={"image/png": blob, "text/plain": "<Figure size 640x480>"})
-    save("bloated_outputs.ipynb", nb([code("plt.imshow(big_array)", 1, [image])]))
+    save("bloated_outputs.ipynb", nb([code("print('plotting')  # the saved figure is 1.2 MB", 1, [image])]))
 
 
 def endless_log() -> None:
@@ -159,6 +159,41 @@ def html_page() -> None:
     (HERE / "html_page.ipynb").write_text(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><title>analysis.ipynb at main · team/project</title></head>\n"
         "<body><div class=\"notebook\">…</div></body>\n</html>\n", encoding="utf-8")
+
+
+# --- runtime patients: their sickness shows only when they run; limits live in metadata.nbmedic ---------
+
+
+def runtime(name: str, limits: dict[str, Any], *sources: str) -> None:
+    meta = kernel_meta()
+    meta["nbmedic"] = limits
+    save(name, nb([code(src) for src in sources], meta=meta))
+
+
+def runtime_patients() -> None:
+    runtime("memory_hog.ipynb", {"memory_limit": "300M", "cell_timeout": 60},
+            "import numbers\nrows = []",
+            "# loads the whole data set into memory, 20 MB at a time\n"
+            "for chunk in range(100):\n    rows.append(bytearray(b'x') * (20 * 2**20))")
+    runtime("stuck_cell.ipynb", {"cell_timeout": 3},
+            "import threading\nresults_ready = threading.Lock()\nresults_ready.acquire()",
+            "def wait_for_results():\n    results_ready.acquire()  # nobody ever releases it: a deadlock\n\n"
+            "wait_for_results()")
+    runtime("native_crash.ipynb", {"cell_timeout": 30},
+            "import ctypes",
+            "def parse_buffer(address):\n    return ctypes.string_at(address)  # a bad pointer: SIGSEGV\n\n"
+            "parse_buffer(0)")
+    runtime("self_exit.ipynb", {"cell_timeout": 30},
+            "import os",
+            "def finish_job(status):\n    os._exit(status)  # a library's 'exit on failure' kills the kernel\n\n"
+            "finish_job(3)")
+    runtime("raising_cell.ipynb", {"cell_timeout": 30},
+            "settings = {'learning_rate': 0.1}",
+            "batch = settings['batch_size']  # the key was renamed upstream")
+    runtime("asks_input.ipynb", {"cell_timeout": 30},
+            "user = input('Database user: ')")
+    runtime("output_flood.ipynb", {"max_output": "100K", "cell_timeout": 60},
+            "for step in range(200_000):\n    print(f'step {step}: ok')")
 
 
 def git(*args: str, cwd: Path) -> None:
@@ -206,6 +241,7 @@ def committed_outputs() -> None:
 if __name__ == "__main__":
     for build in (healthy, out_of_order, missing_kernelspec, unknown_kernel, absolute_paths, missing_import,
                   widget_without_state, saved_errors, bloated_outputs, endless_log, ids_on_old_minor,
-                  schema_violation, old_format_v3, truncated, html_page, conflicted, committed_outputs):
+                  schema_violation, old_format_v3, truncated, html_page, conflicted, committed_outputs,
+                  runtime_patients):
         build()
     print(f"clinic rebuilt in {HERE}")

@@ -286,6 +286,10 @@ def scan_imports(ctx: NotebookContext) -> ImportScan:
             if name not in PYTHON_CELL_MAGICS:
                 continue  # %%bash, %%html, %%sql, ...: not Python
             source = "\n" + body  # keep line numbers
+        for module in _magic_imports(source):
+            cells = scan.modules.setdefault(module, [])
+            if not cells or cells[-1] != index:
+                cells.append(index)
         if "import" not in source:
             continue
         tree = parse_cell(source)
@@ -298,6 +302,14 @@ def scan_imports(ctx: NotebookContext) -> ImportScan:
             if not cells or cells[-1] != index:
                 cells.append(index)
     return scan
+
+
+# `%matplotlib inline` imports matplotlib when it runs (other magics load IPython's own extensions)
+_MATPLOTLIB_MAGIC_RE = re.compile(r"^[ \t]*%matplotlib\b", re.MULTILINE)
+
+
+def _magic_imports(source: str) -> list[str]:
+    return ["matplotlib"] if "%matplotlib" in source and _MATPLOTLIB_MAGIC_RE.search(source) else []
 
 
 def _installs(source: str) -> bool:

@@ -21,7 +21,7 @@ BLOCKING = ("NB000", "NB001", "NB002", "NB003", "NB031")
 
 def runnable(paths: list[Path], shown: list[str], findings: list[Finding]) -> list[int]:
     """Indexes of the notebooks worth executing."""
-    blocked = {f.path for f in findings if f.code in BLOCKING and (f.severity == "error" or f.code == "NB003")}
+    blocked = {f.path for f in findings if f.code in BLOCKING}
     return [i for i, name in enumerate(shown) if name not in blocked]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
@@ -14,16 +15,44 @@ _MAX_EVIDENCE = 6
 _MAX_VALUE = 160
 
 
-def _short(value: Any) -> str:
+_SIZE_KEY_RE = re.compile(r"rss|limit|bytes|size|memory|growth|kept|dropped|total|usage|output")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _short(value: Any, key: str = "") -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1024 and _SIZE_KEY_RE.search(key):
+        return _size(value)
     if isinstance(value, (list, tuple)):
-        items = [_short(v) for v in value[:8]]
+        items = [_short(v, key) for v in value[:8]]
         text = ", ".join(items) + (f", … ({len(value)} in all)" if len(value) > 8 else "")
     elif isinstance(value, Mapping):
-        text = ", ".join(f"{k}={_short(v)}" for k, v in list(value.items())[:6])
+        text = ", ".join(f"{k}={_short(v, str(k))}" for k, v in list(value.items())[:6])
     else:
         text = str(value)
     text = text.replace("\n", "⏎ ")
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+_MAX_LINES = 8
+_RULE_RE = re.compile(r"^-{20,}$")
+
+
+def _excerpt(key: str, text: str) -> list[str]:
+    """The useful lines of a multi-line value: a stack's innermost frames come first ("most recent call
+    first"), a traceback's or a log's last lines matter most."""
+    lines = [line.rstrip() for line in text.strip("\n").splitlines() if line.strip() and not _RULE_RE.match(line)]
+    lines = [line if len(line) <= _MAX_VALUE else line[: _MAX_VALUE - 1] + "…" for line in lines]
+    if len(lines) <= _MAX_LINES:
+        return lines
+    if "stack" in key:
+        return [*lines[:_MAX_LINES], "…"]
+    return ["…", *lines[-_MAX_LINES:]]
 
 
 def render_text(
@@ -65,7 +94,12 @@ def render_text(
             console.print(head)
             shown = [(k, v) for k, v in f.evidence.items() if v is not None and v != [] and v != {} and v != ""]
             for key, value in shown[:_MAX_EVIDENCE]:
-                console.print(f"      [dim]{escape(str(key))}:[/dim] {escape(_short(value))}")
+                if isinstance(value, str) and "\n" in value.strip():
+                    console.print(f"      [dim]{escape(str(key))}:[/dim]")
+                    for line in _excerpt(str(key), value):
+                        console.print(f"        {escape(line)}", style="dim" if line == "…" else None)
+                    continue
+                console.print(f"      [dim]{escape(str(key))}:[/dim] {escape(_short(value, str(key)))}")
             if f.fix:
                 console.print(f"      [green]fix:[/green] {escape(f.fix)}")
     counts = {s: sum(1 for f in ordered if f.severity == s) for s in ("error", "warning", "info")}
