@@ -206,7 +206,7 @@ def test_json_contract(run_cli: Run, tmp_path: Path) -> None:
 def test_text_report_groups_by_file_and_shows_fix(run_cli: Run, tmp_path: Path) -> None:
     folder = _sick_folder(tmp_path)
     f.write(folder / "fine.ipynb", f.notebook(f.code("x = 1", count=1)))
-    code, out, _ = run_cli("doctor", str(folder))
+    code, out, _ = run_cli("check", str(folder))
     assert code == 1
     assert "\x1b[" not in out  # no colour when not a terminal
     lines = out.splitlines()

@@ -208,10 +208,14 @@ class _Run:
                     if deadline is not None:
                         wait = min(wait, max(0.0, deadline - now))
                 for channel, msg in kernel.receive(wait):
+                    msg_type = msg.get("msg_type") or msg["header"]["msg_type"]
+                    if channel == "stdin" and msg_type == "input_request":
+                        # one cell runs at a time, so any input request is this cell's: ipykernel does not
+                        # always parent it to the execute request, and missing it would hang the run
+                        self._stdin(index, cell_id, record, collector, cell, msg_id, msg["content"], started)
                     parent = (msg.get("parent_header") or {}).get("msg_id")
                     if parent != msg_id:
                         continue
-                    msg_type = msg.get("msg_type") or msg["header"]["msg_type"]
                     if channel == "iopub":
                         if msg_type == "status":
                             idle = idle or msg["content"].get("execution_state") == "idle"
@@ -219,8 +223,6 @@ class _Run:
                             last_output = time.monotonic()
                     elif channel == "shell" and msg_type == "execute_reply":
                         reply, reply_at = msg["content"], time.monotonic()
-                    elif channel == "stdin" and msg_type == "input_request":
-                        self._stdin(index, cell_id, record, collector, cell, msg_id, msg["content"], started)
             assert reply is not None
             count = reply.get("execution_count")
             if isinstance(count, int):
