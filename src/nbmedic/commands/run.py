@@ -103,21 +103,29 @@ def _debug_file(args: argparse.Namespace, path: Path, many: bool) -> str | None:
     return str(base.with_name(f"{base.stem}.{path.stem}{base.suffix or '.jsonl'}"))
 
 
-def _one(job: tuple[str, RunOptions, str | None, dict[str, Any]]) -> RunResult:
+def _one(job: tuple[str, RunOptions, str | None, dict[str, Any]],
+         progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run one notebook (top level, so a process pool can call it)."""
     from nbmedic.execute import run_notebook
 
     path, options, output, overrides = job
-    return run_notebook(path, options, output=output, **overrides)
+    return run_notebook(path, options, output=output, progress=progress, **overrides)
 
 
 def execute(jobs: Sequence[tuple[str, RunOptions, str | None, dict[str, Any]]], workers: int,
-            on_done: Callable[[int, RunResult], None] | None = None) -> list[RunResult]:
-    """Run every job, ``workers`` at a time (one kernel each); results in the order of ``jobs``."""
+            on_done: Callable[[int, RunResult], None] | None = None,
+            on_cell: Callable[[int, int, int], None] | None = None) -> list[RunResult]:
+    """Run every job, ``workers`` at a time (one kernel each); results in the order of ``jobs``.
+
+    ``on_cell(job, done, total)`` reports cells as they finish (sequential runs only)."""
     results: list[RunResult | None] = [None] * len(jobs)
     if workers <= 1:
         for i, job in enumerate(jobs):
-            results[i] = _one(job)
+            cell_progress = None
+            if on_cell is not None:
+                def cell_progress(done: int, total: int, i: int = i) -> None:
+                    on_cell(i, done, total)
+            results[i] = _one(job, cell_progress)
             if on_done:
                 on_done(i, results[i])  # type: ignore[arg-type]
     else:
@@ -171,17 +179,26 @@ def run_note(result: RunResult) -> str:
 
 
 class _Progress:
-    """Per-notebook progress on a terminal (stderr); silent in CI and pipes."""
+    """Progress on a terminal (stderr): notebooks done, and the cells of the one running; silent in CI."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, names: Sequence[str]) -> None:
         self._bar: Any = None
+        self._names = names
         if sys.stderr.isatty() and not os.environ.get("CI"):
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("nbmedic run"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
-            self._task = self._bar.add_task("", total=total)
+            self._bar = Progress(TextColumn("{task.fields[label]:<12}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.description}"), transient=True,
+                                 console=Console(file=sys.stderr))
+            self._task = self._bar.add_task("", total=len(names), label="notebooks")
+            self._cells = self._bar.add_task("", total=None, label="cells", visible=False)
             self._bar.start()
+
+    def cell(self, index: int, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._cells, completed=done, total=total, visible=True,
+                             description=Path(self._names[index]).name)
 
     def done(self, index: int, result: RunResult) -> None:
         if self._bar is not None:
@@ -212,9 +229,9 @@ def run_run(args: argparse.Namespace) -> int:
         opts = base_options(resolver, path).merged(debug_file=_debug_file(args, path, many))
         jobs.append((display_path(path), opts, str(output_for(path, args)), overrides))
     stored = [stored_notebook(p) if args.compare else None for p in paths]
-    progress = _Progress(len(jobs))
+    progress = _Progress([job[0] for job in jobs])
     try:
-        results = execute(jobs, jobs_from_args(args, len(jobs)), progress.done)
+        results = execute(jobs, jobs_from_args(args, len(jobs)), progress.done, progress.cell)
     finally:
         progress.close()
     findings: list[Finding] = []

@@ -11,7 +11,7 @@ import copy
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbmedic.execute.forensics import DeathFacts, diagnose_death, format_bytes, host_memory_total
@@ -99,6 +99,7 @@ class _Run:
         self.host_oom_before: int | None = None
         self.run_deadline = t0 + opts.timeout if opts.timeout else None
         self.died = False
+        self.progress: Callable[[int, int], None] | None = None
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -120,9 +121,14 @@ class _Run:
         if not isinstance(cells, list):
             return
         stopped = False
+        total = sum(1 for c in cells if isinstance(c, dict) and c.get("cell_type") == "code")
+        done = 0
         for index, cell in enumerate(cells):
             if not isinstance(cell, dict) or cell.get("cell_type") != "code":
                 continue
+            if self.progress is not None:
+                self.progress(done, total)
+            done += 1
             record = CellRecord(index=index, id=cell.get("id") if isinstance(cell.get("id"), str) else None,
                                 status="not-run")
             self.records[index] = record
@@ -137,6 +143,8 @@ class _Run:
                 self.run_cell(index, cell, record)
             except _Stop:
                 stopped = True
+        if self.progress is not None:
+            self.progress(total, total)
 
     def _save(self, cell: dict[str, Any], record: CellRecord, collector: OutputCollector | None) -> None:
         if collector is not None:
@@ -422,11 +430,13 @@ def _read(path: str) -> tuple[dict[str, Any] | None, Finding | None]:
 
 
 def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None, *,
-                 output: str | os.PathLike[str] | None = None, **overrides: Any) -> RunResult:
+                 output: str | os.PathLike[str] | None = None,
+                 progress: Callable[[int, int], None] | None = None, **overrides: Any) -> RunResult:
     """Execute every code cell of the notebook at ``path`` in a fresh kernel and explain what went wrong.
 
     Options: ``overrides`` (None = not given) > the notebook's ``metadata.nbmedic`` > ``options`` >
     defaults.  The executed notebook is written to ``output`` (atomically) also when the run fails.
+    ``progress(done, total)`` is called as code cells finish (for a progress bar).
     """
     t0 = time.monotonic()
     path_str = os.fspath(path)
@@ -456,6 +466,7 @@ def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None
             result.exit_code = code
         else:
             run = _Run(path_str, nb, opts, kernel, t0)
+            run.progress = progress
             run.start_monitor()
             info = getattr(kernel, "info", None)
             if isinstance(info, dict) and isinstance(info.get("language_info"), dict):
