@@ -238,3 +238,11 @@ def test_cli_import_stays_light() -> None:
              "'jsonschema', 'fastjsonschema') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_config_exclude_skips_matching_notebooks(check_json: Any, tmp_path: Path) -> None:
+    f.write(tmp_path / "keep" / "a.ipynb", f.notebook(f.code("1/0", count=1, outputs=[f.error()])))
+    f.write(tmp_path / "drafts" / "b.ipynb", f.notebook(f.code("1/0", count=1, outputs=[f.error()])))
+    (tmp_path / "pyproject.toml").write_text('[tool.nbmedic]\nexclude = ["*/drafts/*"]\n')
+    _, found = check_json(str(tmp_path))
+    assert sorted(Path(x["path"]).name for x in found) == ["a.ipynb"]

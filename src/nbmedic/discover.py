@@ -21,7 +21,8 @@ def _is_virtualenv(folder: str) -> bool:
         os.path.join(folder, "conda-meta", "history"))
 
 
-def _excluded(path: str, exclude: Iterable[str]) -> bool:
+def excluded(path: str, exclude: Iterable[str]) -> bool:
+    """Does ``path`` (or its file name) match one of the glob patterns?"""
     return any(fnmatch.fnmatch(path, pat) or fnmatch.fnmatch(os.path.basename(path), pat) for pat in exclude)
 
 
@@ -42,11 +43,11 @@ def iter_notebooks(paths: Iterable[str | os.PathLike[str]], *, exclude: Iterable
                 dirs[:] = sorted(
                     d for d in dirs
                     if d not in SKIP_DIRS and not _is_virtualenv(os.path.join(root, d))
-                    and not _excluded(os.path.join(root, d), exclude)
+                    and not excluded(os.path.join(root, d), exclude)
                 )
                 for name in sorted(files):
                     full = os.path.join(root, name)
-                    if name.endswith(".ipynb") and not _excluded(full, exclude):
+                    if name.endswith(".ipynb") and not excluded(full, exclude):
                         key = os.path.realpath(full)
                         if key not in seen:
                             seen.add(key)

@@ -27,20 +27,12 @@ def resolver_from_args(args: argparse.Namespace) -> ConfigResolver:
 
 
 def discover(paths: Sequence[str], resolver: ConfigResolver) -> list[Path]:
-    from nbmedic.discover import iter_notebooks
+    from nbmedic.discover import excluded, iter_notebooks
 
-    found = [p for p in iter_notebooks(paths) if not _excluded(p, resolver)]
+    found = [p for p in iter_notebooks(paths) if not excluded(p.as_posix(), resolver.for_path(p).exclude)]
     if not found:
         raise UsageError(f"no notebooks (*.ipynb) found under {', '.join(paths)}")
     return found
-
-
-def _excluded(path: Path, resolver: ConfigResolver) -> bool:
-    import fnmatch
-
-    patterns = resolver.for_path(path).exclude
-    text = path.as_posix()
-    return any(fnmatch.fnmatch(text, pat) or fnmatch.fnmatch(path.name, pat) for pat in patterns)
 
 
 def static_findings(paths: Sequence[Path], resolver: ConfigResolver) -> tuple[list[Finding], int]:
