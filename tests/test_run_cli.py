@@ -153,3 +153,20 @@ def test_run_notebook_is_exported_lazily() -> None:
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ.copy())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "nbmedic.execute.runner"
+
+
+def test_unwritable_output_and_bad_notebook_settings_are_findings(run_cli: Run, tmp_path: Path) -> None:
+    blocked = make_nb(tmp_path, "x = 1", name="blocked.ipynb")
+    (tmp_path / "blocked.out.ipynb").mkdir()  # a folder where the output should go
+    bad = write(tmp_path / "bad.ipynb", notebook(code("x = 1"), nbmedic={"cell_timeout": "soon"}))
+    good = make_nb(tmp_path, "print('fine')", name="good.ipynb")
+    code_, doc = _json(run_cli, str(blocked), str(bad), str(good))
+    assert code_ == 1
+    by_file = {Path(f["path"]).name: f for f in doc["findings"]}
+    assert by_file["blocked.ipynb"]["code"] == "RN170"
+    assert by_file["bad.ipynb"]["code"] == "RN171" and "cell_timeout" in by_file["bad.ipynb"]["message"]
+    assert "good.ipynb" not in by_file
+    assert text_of(read_out(tmp_path / "good.out.ipynb")["cells"][0]) == "fine\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    code_, out, err = run_cli("run", str(good), "-o", str(tmp_path / "missing" / "x.ipynb"))
+    assert code_ == 2 and "does not exist" in err

@@ -128,6 +128,10 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "raise `--startup-timeout`, start fewer kernels at once, or look for slow start-up imports"),
     CodeInfo("RN150", "error", "the notebook asked for input (`input()`, `getpass`), which a headless run cannot give",
              "pass the value as a parameter (`-p NAME VALUE`) instead of asking for it"),
+    CodeInfo("RN170", "error", "the executed notebook could not be written (missing folder, a directory in the way, "
+             "no space or permission)", "choose another `-o`/`--output-dir`, or free space / fix permissions there"),
+    CodeInfo("RN171", "error", "the notebook's own run settings (`metadata.nbmedic`) are invalid, so it was not run",
+             "correct the value named in the message, e.g. `\"cell_timeout\": 30`, `\"memory_limit\": \"2G\"`"),
     CodeInfo("RN160", "warning", "re-executed outputs differ from the stored ones (`--compare`)",
              "pin what varies (random seeds, package versions, data snapshots), or accept the new outputs"),
 )

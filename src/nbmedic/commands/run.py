@@ -220,8 +220,17 @@ def run_run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: no such notebook file")
     if args.output and len(paths) > 1:
         raise UsageError("-o/--output takes one notebook; use --output-dir for several")
+    if args.output:
+        target = Path(args.output)
+        if target.is_dir():
+            raise UsageError(f"-o {target}: is a folder; give a file name, or use --output-dir")
+        if not target.parent.is_dir():
+            raise UsageError(f"-o {target}: the folder {target.parent} does not exist")
     if args.output_dir:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--output-dir {args.output_dir}: cannot create it: {exc.strerror or exc}") from None
     overrides = cli_overrides(args)
     many = len(paths) > 1
     jobs = []

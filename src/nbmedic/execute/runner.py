@@ -20,6 +20,7 @@ from nbmedic.execute.options import RunOptions, options_from_mapping
 from nbmedic.execute.outputs import DisplayMap, OutputCollector
 from nbmedic.execute.result import CellRecord, RunResult, RunStatus
 from nbmedic.execute.stacks import StackDump, capture_stacks
+from nbmedic.errors import UsageError
 from nbmedic.findings import Finding, make
 
 __all__ = ["run_notebook"]
@@ -445,7 +446,12 @@ def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None
     if nb is None:
         assert problem is not None
         return RunResult(path=path_str, status="not-started", findings=[problem], duration=time.monotonic() - t0)
-    opts = _resolve_options(nb, path_str, options, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        opts = _resolve_options(nb, path_str, options, {k: v for k, v in overrides.items() if v is not None})
+    except UsageError as exc:  # this notebook's metadata.nbmedic: a finding, so other notebooks still run
+        return RunResult(path=path_str, status="not-started", duration=time.monotonic() - t0, findings=[make(
+            "RN171", path_str, f"the notebook's run settings are invalid, so it was not run: {exc}",
+            evidence={"error": str(exc)})])
     if opts.parameters:
         from nbmedic.execute.params import inject_parameters
 
@@ -495,6 +501,14 @@ def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None
     if out_str is not None:
         from nbmedic.notebook.io import write_notebook
 
-        write_notebook(out_str, nb)
+        try:
+            write_notebook(out_str, nb)
+        except OSError as exc:
+            result.output = None
+            result.findings.append(make(
+                "RN170", path_str, f"the executed notebook could not be written to {out_str}: "
+                f"{exc.strerror or exc}", evidence={"output": out_str, "error": str(exc), "errno": exc.errno}))
+            if result.status == "ok":
+                result.status = "failed"
     return result
 
