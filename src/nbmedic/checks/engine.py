@@ -85,7 +85,10 @@ def _active_rules(config: Config, env: CheckEnv) -> list[Rule]:
 
 
 def display_path(path: Path) -> str:
+    """The path as the user should see it: relative to the working folder when it lies below it."""
     text = os.fspath(path)
+    if not os.path.isabs(text):
+        return os.path.normpath(text)  # already relative (as named, or found under a relative folder)
     try:
         rel = os.path.relpath(text)
     except ValueError:  # another drive on Windows
@@ -101,12 +104,13 @@ def check_file(path: Path, config: Config, env: CheckEnv | None = None) -> list[
     env = env or CheckEnv()
     shown = display_path(path)
     try:
-        size = path.stat().st_size
-        if size > HARD_SIZE_LIMIT:
-            return [f for f in [make("NB020", shown, f"the file is {size / 2**20:.0f} MiB, too large to analyse "
-                                     f"(limit {HARD_SIZE_LIMIT // 2**20} MiB)", evidence={"size": size})]
-                    if config.wants(f.code)]
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > HARD_SIZE_LIMIT:
+                return [f for f in [make("NB020", shown, f"the file is {size / 2**20:.0f} MiB, too large to "
+                                         f"analyse (limit {HARD_SIZE_LIMIT // 2**20} MiB)", evidence={"size": size})]
+                        if config.wants(f.code)]
+            data = fh.read()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return [make("NB000", shown, f"cannot read the file: {reason}",
