@@ -1,0 +1,194 @@
+"""``nbmedic strip``: remove outputs, execution counts and volatile metadata (nbstripout's defaults, ids kept).
+
+In place, rewriting only the notebooks that stripping changes (atomically; the others keep their
+mtime); ``--check`` writes nothing and exits 1 listing what would change; ``-`` filters stdin to stdout
+and passes anything that is not a notebook through unchanged (what git's clean filter needs).
+
+Keep this module light at import: the CLI imports it to build its parser.  The work happens in
+``nbmedic.vcs.strip`` (pure), imported by ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbmedic.config import Config, ConfigResolver
+    from nbmedic.findings import Finding
+    from nbmedic.notebook.io import NotebookReadError
+    from nbmedic.vcs.strip import StripOptions
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "strip", help="remove outputs, execution counts and volatile metadata (like nbstripout --keep-id)",
+        description="Remove outputs, execution counts and volatile metadata from notebooks, in place. Only "
+        "notebooks that change are rewritten. The result is byte-identical to `nbstripout --keep-id`. "
+        "Options also come from [tool.nbmedic.strip] in the nearest pyproject.toml; the command line wins.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="notebooks or folders (searched recursively); `-` reads stdin and writes stdout")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; list the notebooks that would change and exit 1 if there are any")
+    bool_flag = argparse.BooleanOptionalAction
+    p.add_argument("--keep-count", action=bool_flag, default=None, help="keep execution counts")
+    p.add_argument("--keep-output", action=bool_flag, default=None,
+                   help="keep outputs (without it, cells tagged or marked keep_output keep theirs)")
+    p.add_argument("--keep-id", action=bool_flag, default=None,
+                   help="keep cell ids (the default); --no-keep-id numbers them 0, 1, 2 like nbstripout")
+    p.add_argument("--drop-empty-cells", action=bool_flag, default=None,
+                   help="remove cells whose source is empty or whitespace only")
+    p.add_argument("--extra-keys", metavar="KEYS",
+                   help="more metadata to remove, space or comma separated "
+                   "(e.g. 'metadata.celltoolbar cell.metadata.heading_collapsed')")
+    p.add_argument("--keep-metadata-keys", metavar="KEYS",
+                   help="metadata removed by default to keep instead (e.g. cell.metadata.collapsed)")
+    p.add_argument("--max-output-size", metavar="SIZE",
+                   help="keep outputs of at most SIZE characters (e.g. 500, 2K)")
+    p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    p.set_defaults(handler=run)
+
+
+def _cli_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The StripOptions fields given on the command line (they win over the configuration)."""
+    from nbmedic.config import parse_size
+    from nbmedic.vcs.strip import parse_keys
+
+    given: dict[str, Any] = {}
+    for name in ("keep_count", "keep_output", "keep_id", "drop_empty_cells"):
+        value = getattr(args, name, None)
+        if value is not None:
+            given[name] = bool(value)
+    for name in ("extra_keys", "keep_metadata_keys"):
+        value = getattr(args, name, None)
+        if value is not None:
+            given[name] = parse_keys(value, what="--" + name.replace("_", "-"))
+    if getattr(args, "max_output_size", None) is not None:
+        given["max_output_size"] = parse_size(args.max_output_size, what="--max-output-size")
+    return given
+
+
+class _Options:
+    """StripOptions per configuration file (the nearest ``[tool.nbmedic.strip]``), CLI values on top."""
+
+    def __init__(self, resolver: ConfigResolver, cli: dict[str, Any]) -> None:
+        self.resolver = resolver
+        self.cli = cli
+        self._cache: dict[int, StripOptions] = {}
+
+    def for_path(self, path: Path) -> StripOptions:
+        return self.for_config(self.resolver.for_path(path))
+
+    def for_config(self, config: Config) -> StripOptions:
+        opts = self._cache.get(id(config))
+        if opts is None:
+            from dataclasses import replace
+
+            from nbmedic.vcs.strip import options_from_config
+
+            table = config.extra.get("strip", {})
+            where = f"{config.source} [tool.nbmedic.strip]" if config.source else "[tool.nbmedic.strip]"
+            opts = replace(options_from_config(table, where=where), **self.cli)
+            self._cache[id(config)] = opts
+        return opts
+
+
+def run(args: argparse.Namespace) -> int:
+    from nbmedic.config import ConfigResolver
+    from nbmedic.errors import UsageError
+
+    paths: list[str] = list(args.paths)
+    pyproject = Path(args.config) if getattr(args, "config", None) else None
+    if pyproject is not None and not pyproject.is_file():
+        raise UsageError(f"--config {pyproject}: no such file")
+    options = _Options(ConfigResolver(pyproject=pyproject), _cli_options(args))
+    if "-" in paths:
+        if len(paths) > 1:
+            raise UsageError("`-` (stdin to stdout) cannot be combined with other paths")
+        if args.format == "json":
+            raise UsageError("--format json cannot be used with `-`: stdout carries the notebook")
+        return _run_stdin(options, check=args.check)
+    return _run_files(paths, options, check=args.check, fmt=args.format)
+
+
+def _run_stdin(options: _Options, *, check: bool) -> int:
+    """Filter stdin to stdout; bytes that are not a notebook pass through unchanged (exit 0)."""
+    from nbmedic.notebook.io import NotebookReadError
+    from nbmedic.vcs.strip import strip_data
+
+    opts = options.for_config(options.resolver.for_path(Path.cwd()))
+    data = sys.stdin.buffer.read()
+    try:
+        out, changed = strip_data(data, opts)
+    except NotebookReadError as exc:
+        print(f"nbmedic: warning: stdin is not a notebook ({exc}); passed through unchanged", file=sys.stderr)
+        out, changed = data, False
+        if check:
+            return 0
+    if check:
+        if changed:
+            print("nbmedic: stdin would be stripped", file=sys.stderr)
+        return 1 if changed else 0
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _read_finding(path: Path, exc: NotebookReadError) -> Finding:
+    from nbmedic.findings import make
+
+    evidence = {"kind": exc.kind, "line": exc.line, "column": exc.column, **exc.evidence}
+    return make("NB002" if exc.kind == "conflict" else "NB001", str(path), f"not stripped: {exc}",
+                evidence=evidence)
+
+
+def _run_files(paths: list[str], options: _Options, *, check: bool, fmt: str) -> int:
+    from nbmedic.commands.common import discover
+    from nbmedic.findings import make
+    from nbmedic.notebook.io import NotebookReadError, atomic_write_bytes
+    from nbmedic.vcs.strip import strip_data
+
+    files = discover(paths, options.resolver)
+    changed_files: list[str] = []
+    unchanged: list[str] = []
+    findings: list[Finding] = []
+    code = 0
+    for path in files:
+        name = str(path)
+        try:
+            opts = options.for_path(path)
+            data = path.read_bytes()
+            out, changed = strip_data(data, opts)
+            if changed and not check:
+                atomic_write_bytes(path, out)
+        except NotebookReadError as exc:
+            print(f"nbmedic: {name}: not stripped: {exc}", file=sys.stderr)
+            findings.append(_read_finding(path, exc))
+            code = 1
+            continue
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            print(f"nbmedic: {name}: not stripped: {why}", file=sys.stderr)
+            findings.append(make("NB000", name, f"not stripped: {why}", evidence={"errno": exc.errno}))
+            code = 1
+            continue
+        (changed_files if changed else unchanged).append(name)
+        if changed and fmt == "text":
+            print(f"would strip {name}" if check else f"stripped {name}")
+    if check and changed_files:
+        code = 1
+    if fmt == "json":
+        from nbmedic.commands.common import emit
+
+        key = "would_strip" if check else "stripped"
+        emit(findings, [str(p) for p in files], "json",
+             extra={"check": check, key: changed_files, "unchanged": unchanged})
+    else:
+        verb = "would be stripped" if check else "stripped"
+        failed = f", {len(findings)} not readable" if findings else ""
+        print(f"{len(changed_files)} of {len(files)} notebook(s) {verb}, {len(unchanged)} unchanged{failed}")
+    return code
