@@ -100,6 +100,10 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "in JupyterLab: Settings > Save Widget State Automatically, then re-run and save"),
     CodeInfo("NB051", "info", "the notebook was saved with error outputs (cells tagged `raises-exception` excepted)",
              "fix the failing cells, or clear their outputs if the errors are intended"),
+    CodeInfo("NB060", "warning", "cells a merge left unresolved: tagged `nbmedic-conflict` or holding "
+             "`<<<<<<< local` conflict markers",
+             "resolve each named cell (keep the right lines, delete the `<<<<<<<` / `=======` / `>>>>>>>` "
+             "lines), then remove the `nbmedic-conflict` tag"),
 
     # RN1xx: execution (monitored runs of real kernels)
     CodeInfo("RN100", "error", "the kernel died and no cause could be established; all evidence gathered is attached",

@@ -67,10 +67,11 @@ Rule = Callable[[NotebookContext], Iterable[Finding]]
 
 def _rules() -> list[tuple[tuple[str, ...], Rule]]:
     """(codes a rule can emit, rule) for every rule on a parsed nbformat-4 notebook."""
-    from nbmedic.checks import code, execution, kernel, outputs, size, structure
+    from nbmedic.checks import code, conflicts, execution, kernel, outputs, size, structure
 
     return [
         *structure.RULES, *execution.RULES, *size.RULES, *kernel.RULES, *code.RULES, *outputs.RULES,
+        *conflicts.RULES,
     ]
 
 

@@ -13,18 +13,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from nbmedic.notebook.cells import CONFLICT_TAG
-from nbmedic.repair.cells import new_id, source_text, valid_id
+from nbmedic.repair.cells import new_id, valid_id
+from nbmedic.vcs.align import SIMILARITY, Pair, align
+from nbmedic.vcs.align import content_key as _content_key
 
 Prefer = Literal["local", "remote"]
 SIDE_TAGS = {"local": "nbmedic-local", "remote": "nbmedic-remote"}
-SIMILARITY = 0.6
-_MAX_SIMILARITY_GRID = 2500
-
-Pair = tuple[int | None, int | None]
+__all__ = ["SIMILARITY", "MergeResult", "Pair", "Prefer", "align", "merge_dicts", "merge_notebooks"]
 
 
 @dataclass
@@ -32,91 +30,6 @@ class MergeResult:
     nb: dict[str, Any]
     actions: list[str] = field(default_factory=list)
     conflicts: int = 0  # cells kept twice
-
-
-def _content_key(cell: Any) -> Hashable:
-    if not isinstance(cell, dict):
-        return ("?", repr(cell))
-    return (str(cell.get("cell_type")), source_text(cell))
-
-
-def _id_key(cell: Any, side: str, index: int) -> Hashable:
-    if isinstance(cell, dict) and valid_id(cell.get("id")):
-        return ("id", cell["id"])
-    return ("none", side, index)  # never equal to anything on the other side
-
-
-def align(local: Sequence[Any], remote: Sequence[Any]) -> list[Pair]:
-    """Order-preserving pairing of two cell lists: (i, j), (i, None) or (None, j)."""
-    return _stage(local, remote, list(range(len(local))), list(range(len(remote))), 0)
-
-
-def _stage(local: Sequence[Any], remote: Sequence[Any], li: list[int], ri: list[int],
-           stage: int) -> list[Pair]:
-    if not li or not ri:
-        return [(i, None) for i in li] + [(None, j) for j in ri]
-    if stage == 2:
-        return _similar(local, remote, li, ri)
-    if stage == 0:
-        ka = [_id_key(local[i], "L", i) for i in li]
-        kb = [_id_key(remote[j], "R", j) for j in ri]
-    else:
-        ka = [_content_key(local[i]) for i in li]
-        kb = [_content_key(remote[j]) for j in ri]
-    out: list[Pair] = []
-    a0 = b0 = 0
-    for a, b, size in SequenceMatcher(None, ka, kb, autojunk=False).get_matching_blocks():
-        out += _stage(local, remote, li[a0:a], ri[b0:b], stage + 1)
-        out += [(li[a + k], ri[b + k]) for k in range(size)]
-        a0, b0 = a + size, b + size
-    return out
-
-
-def _pairable(a: Any, b: Any) -> bool:
-    if not (isinstance(a, dict) and isinstance(b, dict)) or a.get("cell_type") != b.get("cell_type"):
-        return False
-    # two different ids are two different cells (each side inserted one): never pair them
-    return not (valid_id(a.get("id")) and valid_id(b.get("id")))
-
-
-def _similar(local: Sequence[Any], remote: Sequence[Any], li: list[int], ri: list[int]) -> list[Pair]:
-    """Pair similar cells with a small alignment grid (maximal total similarity, order kept)."""
-    n, m = len(li), len(ri)
-    if n * m > _MAX_SIMILARITY_GRID:
-        return [(i, None) for i in li] + [(None, j) for j in ri]
-    score = [[0.0] * m for _ in range(n)]
-    for x in range(n):
-        for y in range(m):
-            a, b = local[li[x]], remote[ri[y]]
-            if _pairable(a, b):
-                matcher = SequenceMatcher(None, source_text(a), source_text(b), autojunk=False)
-                if matcher.real_quick_ratio() >= SIMILARITY and matcher.quick_ratio() >= SIMILARITY:
-                    ratio = matcher.ratio()
-                    if ratio >= SIMILARITY:
-                        score[x][y] = ratio
-    best = [[0.0] * (m + 1) for _ in range(n + 1)]
-    for x in range(n - 1, -1, -1):
-        for y in range(m - 1, -1, -1):
-            take = best[x + 1][y + 1] + score[x][y] if score[x][y] else 0.0
-            best[x][y] = max(take, best[x + 1][y], best[x][y + 1])
-    out: list[Pair] = []
-    x = y = 0
-    pending_remote: list[Pair] = []
-    while x < n and y < m:
-        if score[x][y] and best[x][y] == best[x + 1][y + 1] + score[x][y]:
-            out += pending_remote
-            pending_remote = []
-            out.append((li[x], ri[y]))
-            x, y = x + 1, y + 1
-        elif best[x][y] == best[x + 1][y]:
-            out.append((li[x], None))
-            x += 1
-        else:
-            pending_remote.append((None, ri[y]))
-            y += 1
-    out += [(li[k], None) for k in range(x, n)]
-    out += pending_remote + [(None, ri[k]) for k in range(y, m)]
-    return out
 
 
 def merge_dicts(local: dict[str, Any], remote: dict[str, Any], prefer: Prefer | None,

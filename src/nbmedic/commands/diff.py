@@ -1,0 +1,122 @@
+"""``nbmedic diff``: a cell-aware diff of two notebooks, or git's textconv rendering of one.
+
+Forms:
+
+* ``nbmedic diff A B`` — the terminal diff (also as a git difftool: ``nbmedic diff $LOCAL $REMOTE``);
+  exit 0 when the notebooks are the same, 1 when they differ, 2 when one is not a notebook;
+* ``nbmedic diff --textconv FILE`` — git's ``diff.nbmedic.textconv`` (git appends the path): a text
+  rendering on stdout.  A file that is not a notebook is passed through as it is (``git diff`` never
+  fails because of it);
+* seven arguments (``GIT_EXTERNAL_DIFF``: path old-file old-hex old-mode new-file new-hex new-mode)
+  diff the old and new files.
+
+``/dev/null`` (a file git creates or deletes) reads as an empty notebook.  Keep this module light at
+import: the CLI imports it to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from nbmedic.errors import UsageError
+
+_COLOURS = {"file": "1", "cell": "1", "hunk": "36", "add": "32", "del": "31", "change": "33"}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "diff", help="cell-aware diff of two notebooks (also git's textconv and difftool)",
+        description="Show what changed between two notebooks, cell by cell: sources as unified diffs, "
+        "outputs summarised, metadata changes listed. Exit 0 if they are the same, 1 if they differ, "
+        "2 if one is not a notebook.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="A B (or one FILE with --textconv)")
+    p.add_argument("--textconv", action="store_true",
+                   help="print a line-oriented text rendering of one notebook (git's diff textconv)")
+    p.add_argument("--ignore-outputs", action="store_true", help="ignore outputs and execution counts")
+    p.add_argument("--ignore-metadata", action="store_true", help="ignore notebook and cell metadata")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the diff (default: auto, only on a terminal)")
+    p.set_defaults(handler=run)
+
+
+def _read(path: str) -> tuple[dict[str, Any], bytes]:
+    from nbmedic.notebook.io import NotebookReadError, load_bytes
+
+    if path == os.devnull:
+        return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}, b""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        nb = load_bytes(data)
+    except NotebookReadError as exc:
+        raise UsageError(f"{path}: not a notebook: {exc}") from None
+    if not isinstance(nb.get("cells"), list) and isinstance(nb.get("worksheets"), list):
+        raise UsageError(f"{path}: nbformat 3 notebooks cannot be diffed; convert it first "
+                         "(`jupyter nbconvert --to notebook --nbformat 4`)")
+    return nb, data
+
+
+def _textconv(path: str, args: argparse.Namespace) -> int:
+    from nbmedic.notebook.io import NotebookReadError, load_bytes
+    from nbmedic.vcs.diff import textconv
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        nb = load_bytes(data)
+        text = textconv(nb, outputs=not args.ignore_outputs, metadata=not args.ignore_metadata)
+    except NotebookReadError as exc:  # git must still be able to diff it: show it as it is
+        print(f"nbmedic diff: {path}: not a notebook ({exc}); shown as plain text", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+def _use_colour(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def run(args: argparse.Namespace) -> int:
+    files: list[str] = args.files
+    if args.textconv:
+        if len(files) != 1:
+            raise UsageError("--textconv takes exactly one FILE")
+        return _textconv(files[0], args)
+    if len(files) == 7:  # GIT_EXTERNAL_DIFF: path old-file old-hex old-mode new-file new-hex new-mode
+        names, files = (f"a/{files[0]}", f"b/{files[0]}"), [files[1], files[4]]
+    elif len(files) == 2:
+        names = (files[0], files[1])
+    else:
+        raise UsageError(f"diff takes two notebooks (A B), not {len(files)} argument(s)")
+    from nbmedic.vcs.diff import diff_notebooks
+
+    a, data_a = _read(files[0])
+    b, data_b = _read(files[1])
+    if data_a == data_b and files[0] != os.devnull and files[1] != os.devnull:
+        return 0
+    lines = diff_notebooks(a, b, names=names, outputs=not args.ignore_outputs,
+                           metadata=not args.ignore_metadata)
+    if not lines:
+        return 0
+    colour = _use_colour(args.color)
+    out = [f"--- {names[0]}", f"+++ {names[1]}"]
+    if colour:
+        out = [f"\x1b[1m{line}\x1b[0m" for line in out]
+    for line in lines:
+        code = _COLOURS.get(line.kind) if colour else None
+        out.append(f"\x1b[{code}m{line.text}\x1b[0m" if code else line.text)
+    sys.stdout.write("\n".join(out) + "\n")
+    return 1

@@ -1,0 +1,128 @@
+"""``nbmedic merge``: a 3-way, cell-aware notebook merge; also git's merge driver.
+
+Forms:
+
+* ``nbmedic merge BASE LOCAL REMOTE [-o OUT]`` — the merged notebook goes to OUT (atomically) or
+  to stdout; exit 0 when clean, 1 while conflicts remain, 2 when an input is not a notebook;
+* ``nbmedic merge --driver %O %A %B %L %P`` — git's ``merge.nbmedic.driver``: the result replaces
+  %A (the local version), exit 0 when clean, 1 while conflicts remain.  When a side is not a
+  notebook, %A is left untouched, one line says why and the exit code is 1 (git reports a conflict).
+
+An empty BASE (git's add/add conflicts) merges with no common ancestor.  Keep this module light at
+import: the CLI imports it to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nbmedic.errors import UsageError
+
+EXIT_CLEAN, EXIT_CONFLICTS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "merge", help="3-way, cell-aware notebook merge (also git's merge driver)",
+        description="Merge two notebooks that diverged from BASE, cell by cell, never dropping a cell. "
+        "Exit 0 when clean, 1 while conflicts remain (cells tagged nbmedic-conflict), 2 when an input "
+        "is not a notebook.")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="BASE LOCAL REMOTE; with --driver git's %%O %%A %%B [%%L [%%P]]")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the merged notebook here (default: stdout)")
+    p.add_argument("--strategy", choices=("inline", "local", "remote", "union"), default="inline",
+                   help="conflicting cells: both versions between conflict markers in the cell (inline, "
+                   "the default), one side's version (local, remote), or both versions as two cells (union)")
+    p.add_argument("--driver", action="store_true",
+                   help="git merge driver mode: write the result into LOCAL (%%A); exit 1 on conflicts")
+    p.set_defaults(handler=run)
+
+
+class _BadInput(Exception):
+    pass
+
+
+def _load(path: str, name: str, *, empty_ok: bool = False) -> tuple[dict[str, Any] | None, bytes]:
+    from nbmedic.notebook.io import NotebookReadError, load_bytes
+    from nbmedic.vcs.merge import MergeInputError, check_notebook
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise _BadInput(f"cannot read the {name} version {path}: {exc.strerror or exc}") from None
+    if empty_ok and not data.strip():
+        return None, data
+    try:
+        nb = load_bytes(data)
+        check_notebook(nb, f"the {name} version")
+    except (NotebookReadError, MergeInputError) as exc:
+        raise _BadInput(f"the {name} version is not a notebook: {exc}") from None
+    return nb, data
+
+
+def run(args: argparse.Namespace) -> int:
+    files: list[str] = args.files
+    if args.driver:
+        if not 3 <= len(files) <= 5:
+            raise UsageError("--driver takes %O %A %B [%L [%P]]")
+        if args.output:
+            raise UsageError("--driver writes into %A; -o cannot be used with it")
+    elif len(files) != 3:
+        raise UsageError(f"merge takes BASE LOCAL REMOTE, not {len(files)} argument(s)")
+    marker_size = 7
+    if len(files) >= 4:
+        try:
+            marker_size = max(7, int(files[3]))
+        except ValueError:
+            raise UsageError(f"conflict marker size {files[3]!r} is not a number") from None
+    shown = files[4] if len(files) == 5 else files[1]
+
+    from nbmedic.notebook.io import detect_newline, dumps, encode_text
+
+    try:
+        base = _load(files[0], "base", empty_ok=True)[0]
+        local, local_data = _load(files[1], "local")
+        remote = _load(files[2], "remote")[0]
+    except _BadInput as exc:
+        if args.driver:
+            print(f"nbmedic merge: {shown}: {exc}; left the local version as it was", file=sys.stderr)
+            return EXIT_CONFLICTS
+        print(f"nbmedic: error: {shown}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    assert local is not None and remote is not None
+
+    from nbmedic.vcs.merge import merge3
+
+    newline = detect_newline(local_data)
+    del local_data  # large notebooks: hold as little at once as possible
+    result = merge3(base, local, remote, strategy=args.strategy, marker_size=marker_size)
+    del base, local, remote
+    data = encode_text(dumps(result.nb, newline))
+    result.nb = {}
+    if args.driver or args.output:
+        from nbmedic.notebook.io import atomic_write_bytes
+
+        target = files[1] if args.driver else args.output
+        try:
+            atomic_write_bytes(target, data)
+        except OSError as exc:
+            print(f"nbmedic merge: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_CONFLICTS if args.driver else EXIT_BAD_INPUT
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    for note in result.notes:
+        print(f"nbmedic merge: {shown}: {note}", file=sys.stderr)
+    for conflict in result.conflicts:
+        print(f"nbmedic merge: {shown}: CONFLICT {conflict}", file=sys.stderr)
+    if result.conflicts:
+        cells = ", ".join(map(str, result.conflict_cells))
+        print(f"nbmedic merge: {shown}: {len(result.conflicts)} conflict(s) in cell(s) {cells}: resolve them, "
+              "delete the <<<<<<< / ======= / >>>>>>> lines and remove the 'nbmedic-conflict' tag",
+              file=sys.stderr)
+        return EXIT_CONFLICTS
+    return EXIT_CLEAN
