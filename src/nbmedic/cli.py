@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--prefer", choices=("local", "remote"),
                         help="for conflicting cells keep one side instead of both")
     repair.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    # git hygiene: each module defines its own sub-parser (they import nothing heavy at module level)
+    from nbmedic.commands import diff, git, merge, strip
+
+    for module in (strip, git, diff, merge):
+        module.add_parser(sub)
     return parser
 
 
@@ -113,6 +118,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nbmedic.commands.repair import run_repair
 
         return run_repair(args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     raise AssertionError(args.command)  # pragma: no cover
 
 
