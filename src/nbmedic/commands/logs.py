@@ -1,0 +1,128 @@
+"""``nbmedic logs FILE|-``: explain Jupyter server, kernel and browser-console logs.
+
+Streams each log line by line (plain, gzip'ed or stdin; any encoding, undecodable bytes replaced) through
+the signature catalogue (``nbmedic.logs.catalogue``) and reports each signature found, grouped (one
+finding per kernel id, path, extension...) with its line numbers and count.
+
+Keep this module light at import: the CLI imports it to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from contextlib import ExitStack
+
+    from nbmedic.findings import Finding
+    from nbmedic.logs.catalogue import Signature
+
+EXIT_UNREADABLE = 2
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "logs", help="explain Jupyter server, kernel and browser logs (kernel deaths, failed saves...)",
+        description="Read Jupyter server, kernel or browser-console logs (any version; plain or .gz; `-` for "
+        "stdin) and report every known error signature with its cause, fix, line numbers and count. "
+        "Repeats are grouped, e.g. one finding per restarted kernel. Exit 1 when an error-severity signature "
+        "is found, 2 when a log cannot be read.")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="log files (.gz too); `-` reads stdin")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    p.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated (e.g. LG300,LG31)")
+    p.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
+    p.add_argument("--since", metavar="TIME",
+                   help="skip records logged before TIME ('2026-01-02 10:11', '2026-01-02' or a time of day "
+                   "'10:11'); lines without a timestamp follow the record above them")
+    p.set_defaults(handler=run)
+
+
+def signatures(select: str | None, ignore: str | None) -> list[Signature]:
+    """The catalogue entries that ``--select``/``--ignore`` keep (same meaning as in ``check``)."""
+    from nbmedic.config import split_codes
+    from nbmedic.findings import code_matches
+    from nbmedic.logs.catalogue import CATALOGUE
+
+    chosen = split_codes(select, what="--select") if select else ()
+    skipped = split_codes(ignore, what="--ignore") if ignore else ()
+    return [sig for sig in CATALOGUE
+            if (not chosen or code_matches(sig.code, chosen)) and not code_matches(sig.code, skipped)]
+
+
+def open_log(path: str, stack: ExitStack) -> IO[str]:
+    """A text stream over the log at ``path`` (``-`` = stdin): gzip and UTF-16/UTF-8 BOMs detected.
+
+    Everything opened is registered on ``stack`` (stdin itself stays open)."""
+    import gzip
+    import io
+    from typing import cast
+
+    buf: io.BufferedReader
+    if path == "-":
+        stdin = sys.stdin.buffer
+        buf = stdin if isinstance(stdin, io.BufferedReader) else io.BufferedReader(cast(Any, stdin))
+    else:
+        buf = stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by the stack
+    stream: Any = buf
+    head = buf.peek(4)[:4]
+    if head[:2] == b"\x1f\x8b":
+        gz = stack.enter_context(gzip.GzipFile(fileobj=buf, mode="rb"))
+        stream, head = gz, gz.peek(4)[:4]
+    encoding = "utf-8"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"
+    elif head[:3] == b"\xef\xbb\xbf":
+        encoding = "utf-8-sig"
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline=None)
+    if path == "-":
+        stack.callback(text.detach)  # leave stdin open
+    else:
+        stack.enter_context(text)
+    return text
+
+
+def scan(path: str, sigs: list[Signature], since: Any = None) -> list[Finding]:
+    """Stream one log through the matcher; OSError/EOFError for unreadable input."""
+    from contextlib import ExitStack
+
+    from nbmedic.logs.matcher import Matcher
+
+    matcher = Matcher("<stdin>" if path == "-" else path, sigs, since=since)
+    with ExitStack() as stack:
+        for no, line in enumerate(open_log(path, stack), 1):
+            matcher.feed(no, line)
+    return matcher.findings()
+
+
+def run(args: argparse.Namespace) -> int:
+    import gzip
+    import zlib
+
+    from nbmedic.commands.common import emit
+    from nbmedic.errors import UsageError
+    from nbmedic.findings import exit_code
+    from nbmedic.logs.matcher import parse_since
+
+    paths: list[str] = list(args.paths)
+    if paths.count("-") > 1:
+        raise UsageError("`-` (stdin) can be given only once")
+    sigs = signatures(getattr(args, "select", None), getattr(args, "ignore", None))
+    since = None
+    if getattr(args, "since", None):
+        try:
+            since = parse_since(args.since)
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from None
+    findings: list[Finding] = []
+    for path in paths:
+        try:
+            findings.extend(scan(path, sigs, since))
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            print(f"nbmedic: error: cannot read {'stdin' if path == '-' else path}: {why}", file=sys.stderr)
+            return EXIT_UNREADABLE
+    files = ["<stdin>" if p == "-" else p for p in paths]
+    emit(findings, files, args.format, verb="scanned", noun="log")
+    return exit_code(findings)
