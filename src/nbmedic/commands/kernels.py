@@ -1,0 +1,189 @@
+"""``nbmedic kernels``: list every kernelspec, launch each one, explain what is broken; ``--fix`` cleans up.
+
+Keep this module light at import: the CLI imports it to build its parser.  The probes live in
+``nbmedic.envs.kernelspecs`` and ``nbmedic.envs.interpreters``, imported by ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbmedic.envs.kernelspecs import KernelReport
+    from nbmedic.findings import Finding
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "kernels", help="check every installed kernelspec by launching it; --fix removes broken ones",
+        description="List every kernelspec Jupyter can see (user, JUPYTER_PATH, environment and system "
+        "folders), check that its interpreter exists and has ipykernel, launch it to kernel_info and shut "
+        "it down, and compare the Python it runs with what its name, display name or notebooks claim.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only check these kernels (default: all)")
+    p.add_argument("--fix", action="store_true", help="remove broken kernelspecs (EN200/EN201/EN202), asking first")
+    p.add_argument("--yes", "-y", action="store_true", help="with --fix: remove without asking")
+    p.add_argument("--register", nargs="?", const="python3", default=None, metavar="NAME",
+                   help="(re)register a kernelspec for the interpreter running nbmedic in the user folder, "
+                   "like `python -m ipykernel install --user --name NAME` (default NAME: python3)")
+    p.add_argument("--notebook", action="append", default=[], metavar="NB",
+                   help="also compare each notebook's language_info.version with its kernel (repeatable)")
+    p.add_argument("--startup-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds a kernel may take to answer kernel_info (default 30)")
+    p.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="kernels launched in parallel (default 4)")
+    p.add_argument("--no-launch", action="store_true", help="check the files and interpreters only; start no kernel")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    p.set_defaults(handler=run)
+
+
+def _register(name: str) -> str:
+    """Register the running interpreter as kernel ``name`` in the user folder; the kernelspec folder."""
+    import subprocess
+
+    from nbmedic.errors import UsageError
+
+    display = f"Python {sys.version_info[0]}.{sys.version_info[1]} ({name})"
+    proc = subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", name,
+                           "--display-name", display], capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        last = (proc.stderr or proc.stdout).strip().splitlines()
+        raise UsageError(f"--register {name}: `{sys.executable} -m ipykernel install` failed"
+                         + (f": {last[-1]}" if last else "") + " (is ipykernel installed here?)")
+    out = (proc.stdout + proc.stderr).strip().splitlines()
+    return out[-1] if out else name
+
+
+def _ask(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _remove(report: KernelReport) -> str | None:
+    """Remove the kernelspec folder; an error message, or None when done."""
+    import os
+    import shutil
+
+    folder = report.spec.resource_dir
+    if report.spec.source == "builtin" or not folder or not os.path.isfile(os.path.join(folder, "kernel.json")):
+        return f"{report.spec.name}: not a kernelspec folder nbmedic can remove"
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        return f"{report.spec.name}: cannot remove {folder}: {exc}"
+    return None
+
+
+def _table(reports: list[KernelReport]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="kernelspecs", title_justify="left", show_lines=False)
+    for col in ("name", "display name", "source", "interpreter", "python", "status"):
+        table.add_column(col, overflow="fold")
+    style = {"ok": "green", "unchecked": "dim"}
+    for r in reports:
+        table.add_row(r.spec.name, r.spec.display_name, r.spec.source, r.interpreter or " ".join(r.spec.argv[:1]),
+                      r.python_version or "", f"[{style.get(r.status, 'red')}]{r.status}[/]")
+    out = sys.stdout
+    Console(file=out, highlight=False, soft_wrap=True, emoji=False,
+            force_terminal=None if out.isatty() else False).print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nbmedic.commands.common import emit
+    from nbmedic.envs.kernelspecs import (
+        check_spec,
+        duplicate_findings,
+        installed_specs,
+        notebook_version_findings,
+    )
+    from nbmedic.errors import UsageError
+    from nbmedic.findings import exit_code
+
+    if args.jobs < 1:
+        raise UsageError("-j/--jobs must be at least 1")
+    if args.startup_timeout <= 0:
+        raise UsageError("--startup-timeout must be positive")
+    if args.yes and not args.fix:
+        raise UsageError("--yes only makes sense with --fix")
+    notes: list[str] = []
+    if args.register:
+        notes.append(f"registered: {_register(args.register)}")
+    specs = installed_specs()
+    wanted = set(args.names) if args.names else None
+    # the kernels named by notebooks are checked too
+    if wanted is not None:
+        import json
+        from pathlib import Path
+
+        for nb in args.notebook:
+            try:
+                meta = json.loads(Path(nb).read_text(encoding="utf-8")).get("metadata") or {}
+                wanted.add(str((meta.get("kernelspec") or {}).get("name") or ""))
+            except (OSError, ValueError, AttributeError):
+                pass
+        if args.register:
+            wanted.add(args.register)
+    unknown = sorted(n for n in (args.names or []) if n not in {s.name for s in specs})
+    if unknown:
+        raise UsageError(f"no kernelspec named {', '.join(unknown)} (installed: "
+                         f"{', '.join(s.name for s in specs) or 'none'})")
+    chosen = [s for s in specs if wanted is None or s.name in wanted]
+    with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="nbmedic-kernels") as pool:
+        reports = list(pool.map(
+            lambda s: check_spec(s, startup_timeout=args.startup_timeout, launch=not args.no_launch), chosen))
+    findings: list[Finding] = [f for r in reports for f in r.findings]
+    findings.extend(duplicate_findings(specs, only=wanted))
+    for nb in args.notebook:
+        findings.extend(notebook_version_findings(nb, reports))
+
+    removed: list[str] = []
+    if args.fix:
+        broken = [r for r in reports if r.broken]
+        if broken and not args.yes and not sys.stdin.isatty():
+            notes.append("--fix: stdin is not a terminal and --yes was not given: nothing removed")
+            broken = []
+        for r in broken:
+            if not args.yes and not _ask(f"remove the broken kernelspec {r.spec.name!r} ({r.spec.resource_dir})? [y/N] "):
+                continue
+            error = _remove(r)
+            if error:
+                notes.append(error)
+            else:
+                removed.append(r.spec.name)
+                r.status = "removed"
+                notes.append(f"removed {r.spec.name} ({r.spec.resource_dir})")
+    gone = {r.spec.resource_dir for r in reports if r.status == "removed"}
+    remaining = [f for f in findings if not (f.path in gone and f.code in ("EN200", "EN201", "EN202"))]
+
+    if args.format == "json":
+        emit(findings, [r.spec.resource_dir for r in reports], "json",
+             extra={"kernels": [r.to_dict() for r in reports], "removed": removed, "notes": notes})
+    else:
+        _table(reports)
+        for note in notes:
+            print(note)
+        _text_findings(findings, len(reports))
+    return exit_code(remaining)
+
+
+def _text_findings(findings: list[Finding], checked: int) -> None:
+    """The findings as ``render_text`` prints them, with a summary line about kernelspecs, not notebooks."""
+    import io
+
+    from nbmedic.render.text import render_text
+
+    buf = io.StringIO()
+    render_text(findings, files=[], stream=buf)
+    lines = buf.getvalue().rstrip("\n").splitlines()[:-1]  # its last line counts notebooks
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+    lines.append(f"{checked} kernelspec{'s' if checked != 1 else ''} checked: {counts['error']} error(s), "
+                 f"{counts['warning']} warning(s), {counts['info']} info")
+    sys.stdout.write("\n".join(lines) + "\n")
