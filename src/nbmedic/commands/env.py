@@ -1,0 +1,215 @@
+"""``nbmedic env capture|check|rebuild|export``: lock the environment a notebook's kernel runs in.
+
+Keep this module light at import: the CLI imports it to build its parser.  The work happens in
+``nbmedic.envs.lock`` and ``nbmedic.envs.rebuild``, imported by ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "env", help="capture, check, rebuild and export the environment a notebook's kernel runs in",
+        description="Lock the environment of a notebook's kernel: its Python, platform and installed "
+        "distributions, read inside the kernel's own interpreter. The lock lives in the notebook "
+        "(metadata.nbmedic.environment) or in a JSON lock file.")
+    actions = p.add_subparsers(dest="env_command", metavar="ACTION", required=True)
+
+    cap = actions.add_parser(
+        "capture", help="record the kernel interpreter's Python, platform and distributions",
+        description="Record the Python version, platform and installed distributions of the notebook's "
+        "kernel interpreter into the notebook's metadata (rewritten atomically) or a lock file.")
+    cap.add_argument("notebook", metavar="NB", help="the notebook (its kernelspec names the interpreter)")
+    cap.add_argument("--lock-file", metavar="F",
+                     help="write the lock to this JSON file; the notebook is not changed")
+    cap.add_argument("--imports-only", action="store_true",
+                     help="keep only the distributions that provide the notebook's imports")
+    cap.add_argument("--python", metavar="INTERPRETER", help="query this Python instead of the kernel's")
+
+    chk = actions.add_parser(
+        "check", help="compare the lock with the kernel's environment now (EN220-EN223)",
+        description="Compare the lock with the kernel interpreter's environment now. "
+        "Exit 1 on error findings.")
+    chk.add_argument("notebook", metavar="NB", help="the notebook (its kernelspec names the interpreter)")
+    chk.add_argument("--lock-file", metavar="F", help="read the lock from this file instead of the notebook")
+    chk.add_argument("--python", metavar="INTERPRETER", help="check this Python instead of the kernel's")
+    chk.add_argument("--select", metavar="CODES",
+                     help="only these codes or prefixes, comma-separated (e.g. EN220)")
+    chk.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
+    chk.add_argument("--strict", action="store_true", default=None, help="warnings fail too (exit 1)")
+    chk.add_argument("--config", metavar="PYPROJECT",
+                     help="read [tool.nbmedic] from this file instead of the nearest")
+    chk.add_argument("--format", choices=("text", "json"), default="text",
+                     help="report format (default: text)")
+
+    reb = actions.add_parser(
+        "rebuild", help="create a venv with the locked versions, register its kernel and launch it",
+        description="Create a virtual environment, install the locked versions and ipykernel, register a "
+        "user kernelspec and prove it works by launching the kernel.")
+    reb.add_argument("source", metavar="NB|LOCK", help="a notebook holding a lock, or a lock file")
+    reb.add_argument("--venv", metavar="DIR", required=True,
+                     help="the virtual environment to create (or update)")
+    reb.add_argument("--kernel-name", metavar="NAME",
+                     help="kernelspec name (default: nbmedic-<notebook stem>)")
+    reb.add_argument("--python", metavar="INTERPRETER",
+                     help="the Python that creates the venv (default: the one running nbmedic)")
+    reb.add_argument("--startup-timeout", type=float, default=60, metavar="S",
+                     help="seconds the new kernel may take to answer (default 60)")
+
+    exp = actions.add_parser(
+        "export", help="write the lock as requirements.txt or a conda environment.yml",
+        description="Write the lock as pip requirements (name==version lines) or a conda environment.yml.")
+    exp.add_argument("source", metavar="NB|LOCK", help="a notebook holding a lock, or a lock file")
+    exp.add_argument("--format", choices=("requirements", "environment.yml"), default="requirements",
+                     help="output format (default: requirements)")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    exp.add_argument("--name", metavar="NAME", help="environment.yml `name:` (default: the source's stem)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    action = args.env_command
+    if action == "capture":
+        return _capture(args)
+    if action == "check":
+        return _check(args)
+    if action == "export":
+        return _export(args)
+    return _rebuild(args)
+
+
+def _interpreter(args: argparse.Namespace, path: Path, nb: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """``--python`` or the kernel's interpreter, and the environment variables its kernelspec sets."""
+    from nbmedic.envs.lock import kernel_interpreter, resolve_python
+
+    return (resolve_python(args.python), {}) if args.python else kernel_interpreter(path, nb)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    from nbmedic.envs.lock import (
+        capture,
+        describe,
+        notebook_imports,
+        read_nb,
+        store_in_notebook,
+        write_lock_file,
+    )
+
+    path = Path(args.notebook)
+    nb, data = read_nb(path)
+    python, env = _interpreter(args, path, nb)
+    imports = notebook_imports(path, nb, data) if args.imports_only else None
+    lock, unresolved = capture(python, imports, env=env, cwd=str(path.parent.absolute()))
+    if args.lock_file:
+        target = Path(args.lock_file)
+        changed = write_lock_file(target, lock)
+        where = str(target)
+    else:
+        changed = store_in_notebook(path, nb, data, lock)
+        where = f"{path} metadata.nbmedic.environment"
+    print(f"captured {describe(lock)} from {lock['interpreter']}")
+    print(f"{'wrote' if changed else 'unchanged:'} {where}")
+    if unresolved:
+        print(f"note: no installed distribution provides these imports: {', '.join(unresolved)}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from nbmedic.commands.common import emit, resolver_from_args
+    from nbmedic.envs.lock import (
+        capture,
+        compare,
+        describe,
+        lock_in_notebook,
+        read_lock_file,
+        read_nb,
+        validate,
+    )
+    from nbmedic.errors import UsageError
+    from nbmedic.findings import Finding, exit_code, make
+
+    path = Path(args.notebook)
+    nb, _ = read_nb(path)
+    config = resolver_from_args(args).for_path(path)
+    if args.lock_file:
+        lock_source = str(args.lock_file)
+        lock: dict[str, Any] | None = read_lock_file(Path(args.lock_file))
+    else:
+        lock_source = f"{path} metadata.nbmedic.environment"
+        raw = lock_in_notebook(nb)
+        lock = None if raw is None else validate(raw, lock_source)
+    findings: list[Finding] = []
+    extra: dict[str, Any] = {"lock": lock_source}
+    if lock is None:
+        required = config.extra.get("require-lock", config.extra.get("require_lock", False))
+        if not isinstance(required, bool):
+            raise UsageError(f"{config.source} [tool.nbmedic] require-lock: expected true or false, "
+                             f"got {required!r}")
+        if not required:
+            print(f"nbmedic: {path}: no environment lock to check (`nbmedic env capture {path}` records one)",
+                  file=sys.stderr)
+            if args.format == "json":
+                emit([], [str(path)], "json", extra={**extra, "locked": False})
+            return 0
+        findings.append(make("EN223", str(path), "the notebook has no environment lock although "
+                             "[tool.nbmedic] require-lock = true", evidence={"config": config.source}))
+    else:
+        python, env = _interpreter(args, path, nb)
+        current, _ = capture(python, env=env, cwd=str(path.parent.absolute()))
+        findings = compare(lock, current, str(path), lock_source=lock_source)
+        extra.update(locked=True, interpreter=current["interpreter"])
+        if args.format == "text":
+            print(f"lock:   {describe(lock)} ({lock_source})")
+            print(f"kernel: {describe(current)} ({current['interpreter']})")
+    findings = [f for f in findings if config.wants(f.code)]
+    emit(findings, [str(path)], args.format, extra=extra, verb="checked")
+    return exit_code(findings, strict=bool(config.strict))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nbmedic.envs.lock import export_environment_yml, export_requirements, load_lock
+    from nbmedic.errors import NbmedicError
+
+    source = Path(args.source)
+    lock = load_lock(source)
+    if args.format == "requirements":
+        text = export_requirements(lock)
+    else:
+        text = export_environment_yml(lock, args.name or source.stem)
+    if args.output:
+        from nbmedic.notebook.io import atomic_write_bytes
+
+        try:
+            atomic_write_bytes(args.output, text.encode("utf-8"))
+        except OSError as exc:
+            raise NbmedicError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+        print(f"wrote {args.output} ({len(lock.get('packages') or {})} package(s))", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from nbmedic.envs.lock import current_python, describe, load_lock, resolve_python
+    from nbmedic.envs.rebuild import check_kernel_name, default_kernel_name, rebuild
+
+    source = Path(args.source)
+    lock = load_lock(source)
+    name = check_kernel_name(args.kernel_name) if args.kernel_name else default_kernel_name(source.stem)
+    python = resolve_python(args.python) if args.python else current_python()
+    cwd = str(source.parent.absolute()) if source.parent.is_dir() else str(Path.cwd())
+    print(f"lock: {describe(lock)} ({source})")
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    result = rebuild(lock, Path(args.venv), name, python=python, cwd=cwd, say=say,
+                     startup_timeout=args.startup_timeout)
+    print(f"done: kernel {result.kernel_name!r} runs {result.python}; "
+          f"select it in Jupyter or `nbmedic run --kernel {result.kernel_name} NB`")
+    return 0
