@@ -94,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="for conflicting cells keep one side instead of both")
     repair.add_argument("--format", choices=("text", "json"), default="text", help="report format")
     # git hygiene: each module defines its own sub-parser (they import nothing heavy at module level)
-    from nbmedic.commands import diff, git, merge, strip
+    from nbmedic.commands import diff, env, git, kernels, logs, merge, strip
 
-    for module in (strip, git, diff, merge):
+    for module in (strip, git, diff, merge, kernels, env, logs):
         module.add_parser(sub)
     return parser
 

@@ -74,7 +74,7 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
     CodeInfo("NB004", "error", "cell ids are wrong: present while nbformat_minor < 5, duplicated, "
              "missing, or with invalid characters", "`nbmedic repair FILE` adds, de-duplicates and fixes ids"),
     CodeInfo("NB010", "warning", "outputs are committed although the project asks for clean notebooks",
-             "`jupyter nbconvert --clear-output --inplace FILE` (or `nbmedic strip` once available)"),
+             "`nbmedic strip FILE` (or `nbmedic git install` so git strips notebooks on every `git add`)"),
     CodeInfo("NB011", "warning", "execution counts are out of order: cells were run non-linearly, "
              "hidden state likely", "restart the kernel and run all cells top to bottom, then save"),
     CodeInfo("NB012", "warning", "code cells were never executed between executed ones",
@@ -138,6 +138,105 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "correct the value named in the message, e.g. `\"cell_timeout\": 30`, `\"memory_limit\": \"2G\"`"),
     CodeInfo("RN160", "warning", "re-executed outputs differ from the stored ones (`--compare`)",
              "pin what varies (random seeds, package versions, data snapshots), or accept the new outputs"),
+
+    # EN2xx: environment and kernelspecs
+    CodeInfo("EN200", "error", "a kernelspec's interpreter (argv[0]) is missing or not executable",
+             "remove the kernelspec (`jupyter kernelspec remove NAME`) or re-register it from a live environment"),
+    CodeInfo("EN201", "error", "a kernelspec's interpreter cannot import ipykernel (\"No module named ipykernel_launcher\")",
+             "`INTERPRETER -m pip install ipykernel`, or re-register the kernel from an environment that has it"),
+    CodeInfo("EN202", "error", "a kernel does not reach kernel_info within the start-up timeout",
+             "run the kernel's command by hand to see its error (the evidence has its stderr tail)"),
+    CodeInfo("EN203", "warning", "two kernelspecs share a display name, or a user spec shadows a system one",
+             "rename or remove one of them so the kernel picker is unambiguous"),
+    CodeInfo("EN204", "warning", "the kernel's Python version differs from what the kernelspec or notebook claims",
+             "re-register the kernel, or update the notebook's language_info by running it"),
+    CodeInfo("EN210", "warning", "`pip`/`python`/`jupyter` first on PATH belong to another interpreter than the kernel",
+             "use `%pip install` inside the notebook, which installs into the kernel's environment"),
+    CodeInfo("EN211", "warning", "user-site packages shadow the kernel environment's packages",
+             "uninstall the user-site copies (`python -m pip uninstall --user PKG`) or set PYTHONNOUSERSITE=1"),
+    CodeInfo("EN212", "info", "the kernelspec's `python` argv is replaced by the server's interpreter",
+             "register the kernel with an absolute interpreter path (`python -m ipykernel install --user`)"),
+    CodeInfo("EN220", "warning", "a locked package is missing or at another version (error for a major version)",
+             "`nbmedic env rebuild` a matching environment, or install the locked versions"),
+    CodeInfo("EN221", "warning", "the kernel's Python version differs from the lock",
+             "use an interpreter of the locked version (`nbmedic env rebuild`)"),
+    CodeInfo("EN222", "info", "the platform differs from the one the lock was captured on",
+             "expect platform-specific packages to differ"),
+    CodeInfo("EN223", "warning", "the environment lock is missing or unpinned although the config requires one",
+             "`nbmedic env capture NB` records it"),
+    # LG3xx: log signatures
+    CodeInfo("LG300", "error", "a kernel died and was restarted automatically",
+             "find the memory peak and the cell (`nbmedic run NB` names it); lower the memory use or raise "
+             "the limit"),
+    CodeInfo("LG301", "error", "a kernel died and its automatic restart failed",
+             "read the kernel's stderr just above these lines; fix the kernel's environment or kernelspec"),
+    CodeInfo("LG302", "error", "a kernel's interpreter lacks ipykernel (\"No module named "
+             "ipykernel_launcher\")",
+             "`INTERPRETER -m pip install ipykernel`, or re-register the kernel from an environment that "
+             "has it"),
+    CodeInfo("LG303", "error", "a kernelspec's interpreter does not exist (FileNotFoundError when "
+             "launching the kernel)",
+             "fix or remove the kernelspec (`jupyter kernelspec list`, then `jupyter kernelspec remove "
+             "NAME`)"),
+    CodeInfo("LG304", "error", "the notebook's kernel is not installed here (\"No such kernel named …\")",
+             "install and register that kernel (`python -m ipykernel install --user --name NAME`), or run "
+             "with another kernel name"),
+    CodeInfo("LG305", "error", "a kernel died during start-up, before replying to kernel_info",
+             "run the kernel's command by hand (`jupyter kernelspec list`, then its argv) to see its error"),
+    CodeInfo("LG306", "error", "a kernel did not respond within the start-up timeout",
+             "raise the start-up timeout (`--startup-timeout`, `ExecutePreprocessor.startup_timeout`); "
+             "start fewer kernels at once"),
+    CodeInfo("LG307", "warning", "a client timed out waiting for a kernel's kernel_info reply",
+             "restart the kernel (Kernel > Restart); if it keeps happening, look for a cell that blocks "
+             "the kernel"),
+    CodeInfo("LG308", "error", "a kernel could not bind its ZMQ port (\"Address already in use\")",
+             "use the ipc transport (`--transport ipc` / `KernelManager.transport = 'ipc'`), or retry / "
+             "serialize kernel starts"),
+    CodeInfo("LG309", "error", "libzmq failed on Windows (\"Bad file descriptor … epoll.cpp\")",
+             "upgrade pyzmq (`python -m pip install -U pyzmq`)"),
+    CodeInfo("LG310", "error", "pywin32 is broken in the kernel environment (\"DLL load failed while "
+             "importing win32api\")",
+             "reinstall pywin32 in the kernel environment (`python -m pip install --force-reinstall "
+             "pywin32`)"),
+    CodeInfo("LG311", "warning", "output exceeded the IOPub data or message rate limit and was dropped",
+             "print less (summaries, progress bars); or raise "
+             "`ZMQChannelsWebsocketConnection.iopub_data_rate_limit` (older servers: "
+             "`ServerApp.`/`NotebookApp.iopub_data_rate_limit`)"),
+    CodeInfo("LG312", "error", "a kernel died while a cell was executing (DeadKernelError)",
+             "find the memory peak and the cell (`nbmedic run NB` names it); lower the memory use or raise "
+             "the limit"),
+    CodeInfo("LG313", "error", "a cell timed out while executing (CellTimeoutError)",
+             "find where it blocks (`nbmedic run NB` shows the stack); raise the timeout only if it is "
+             "just slow"),
+    CodeInfo("LG314", "warning", "a saved notebook failed nbformat validation",
+             "re-save the notebook with current tools, or `nbmedic repair NB`"),
+    CodeInfo("LG315", "warning", "cell ids in a notebook whose nbformat_minor < 5 (\"'id' was unexpected\")",
+             "set `nbformat_minor` to 5 (`nbmedic repair NB`), or upgrade nbformat"),
+    CodeInfo("LG316", "error", "a notebook file could not be read (\"Unreadable Notebook\", NotJSONError)",
+             "`nbmedic check NB` and `nbmedic repair NB`; or restore from the `.~` checkpoint copy"),
+    CodeInfo("LG317", "error", "a save was rejected as too large by a reverse proxy (HTTP 413)",
+             "shrink the notebook's outputs; raise nginx `client_max_body_size` / the ingress "
+             "`proxy-body-size`"),
+    CodeInfo("LG318", "error", "saving failed: disk full, a locked database or a disk I/O error",
+             "free disk space (`df -h`); move the SQLite databases off NFS (`NotebookNotary.db_file`, "
+             "`HistoryManager.hist_file`)"),
+    CodeInfo("LG319", "warning", "websocket connections dropped (ping timeout) or replaced (stale "
+             "connection)",
+             "raise the proxy's websocket/read timeouts; close the other tab on the same notebook"),
+    CodeInfo("LG320", "warning", "an IPython extension failed to load in the kernel",
+             "install `EXTENSION` in the kernel's environment, or remove it from the IPython config"),
+    CodeInfo("LG321", "warning", "an IPython startup file raised an error",
+             "run `ipython` in the kernel's environment to see the error; fix or move the file"),
+    CodeInfo("LG322", "warning", "IPython's history database is locked (history saving thread error)",
+             "set `HistoryManager.hist_file=:memory:` (or a local path) in the IPython config"),
+    CodeInfo("LG323", "error", "a `jupyter` subcommand is not installed",
+             "install it in that environment (e.g. `python -m pip install jupyterlab` for `jupyter-lab`); "
+             "check `which jupyter`"),
+    CodeInfo("LG324", "error", "the OOM killer killed a process (kernel log)",
+             "lower the notebook's memory use (load less, chunk, smaller dtypes) or raise the memory limit"),
+    CodeInfo("LG325", "error", "a process was killed by SIGKILL (exit status 137 / return code -9)",
+             "look for the OOM killer in `dmesg`/`kubectl describe pod`; lower the memory use or raise the "
+             "limit"),
 )
 
 CODES: dict[str, CodeInfo] = {info.code: info for info in _CODE_LIST}

@@ -52,7 +52,7 @@ def static_findings(paths: Sequence[Path], resolver: ConfigResolver) -> tuple[li
 
 def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | None = None,
          extra: Mapping[str, Any] | None = None, notes: Mapping[str, str] | None = None,
-         verb: str | None = None) -> None:
+         verb: str | None = None, noun: str = "notebook") -> None:
     from nbmedic.findings import sort_findings
     from nbmedic.render.json import summary
 
@@ -64,4 +64,4 @@ def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | No
     else:
         from nbmedic.render.text import render_text
 
-        render_text(ordered, files=files, title=title, notes=notes, summary=verb)
+        render_text(ordered, files=files, title=title, notes=notes, summary=verb, noun=noun)

@@ -64,6 +64,7 @@ def render_text(
     show_info: bool = True,
     notes: Mapping[str, str] | None = None,
     summary: str | None = None,
+    noun: str = "notebook",
 ) -> None:
     """Print the report: ``notes`` adds a line of facts to a file's header (e.g. how its run went)."""
     from rich.console import Console
@@ -104,6 +105,6 @@ def render_text(
                 console.print(f"      [green]fix:[/green] {escape(f.fix)}")
     counts = {s: sum(1 for f in ordered if f.severity == s) for s in ("error", "warning", "info")}
     n = len(files)
-    tail = (f"{n} notebook{'s' if n != 1 else ''} {summary or 'checked'}: {counts['error']} error(s), "
+    tail = (f"{n} {noun}{'s' if n != 1 else ''} {summary or 'checked'}: {counts['error']} error(s), "
             f"{counts['warning']} warning(s), {counts['info']} info")
     console.print(Text(tail, style="bold red" if counts["error"] else ("yellow" if counts["warning"] else "green")))
