@@ -44,6 +44,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, doctor: bool = False) -> Non
     g.add_argument("-j", "--jobs", type=int, metavar="N", help="notebooks run in parallel, one kernel each")
     if doctor:
         g.add_argument("--no-run", action="store_true", help="static checks only: do not execute the notebooks")
+        g.add_argument("--no-env", action="store_true",
+                       help="skip the environment probes (kernelspecs, interpreters, locks)")
         return
     g.add_argument("--allow-errors", action="store_true", default=None, help="continue past cells that raise")
     g.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),

@@ -162,6 +162,16 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "use an interpreter of the locked version (`nbmedic env rebuild`)"),
     CodeInfo("EN222", "info", "the platform differs from the one the lock was captured on",
              "expect platform-specific packages to differ"),
+    CodeInfo("EN230", "warning", "an IPython extension configured for the kernel fails to load (\"Error in loading extension\")",
+             "install the extension in the kernel's environment, or remove it from the IPython config"),
+    CodeInfo("EN231", "warning", "an IPython startup file raises (\"Unknown error in handling startup files\")",
+             "run `ipython` in the kernel's environment to see the error; fix or move the file"),
+    CodeInfo("EN240", "warning", "little memory headroom: the memory limit is below what the notebooks needed last time",
+             "raise the limit (container/cgroup memory, --memory-limit) or make the notebooks use less"),
+    CodeInfo("EN241", "warning", "low disk space where notebooks, checkpoints or the Jupyter runtime directory live",
+             "free space there (`du -sh` the largest folders), or move the runtime directory (JUPYTER_RUNTIME_DIR)"),
+    CodeInfo("EN242", "warning", "a GPU is expected (torch/tensorflow/jax with CUDA use) but none is visible, or little GPU "
+             "memory is free", "run on a machine with a GPU, check CUDA_VISIBLE_DEVICES and drivers, or free GPU memory"),
     CodeInfo("EN223", "warning", "the environment lock is missing or unpinned although the config requires one",
              "`nbmedic env capture NB` records it"),
     # LG3xx: log signatures

@@ -143,6 +143,20 @@ def execute(jobs: Sequence[tuple[str, RunOptions, str | None, dict[str, Any]]], 
     return [r for r in results if r is not None]
 
 
+def drift_warnings(paths: Sequence[Path], resolver: ConfigResolver) -> dict[Path, list[Finding]]:
+    """EN220-EN223 before the run, for notebooks that carry an environment lock (or must)."""
+    from nbmedic.commands.doctor import require_lock
+    from nbmedic.envs.probes import drift
+
+    wanted = require_lock(resolver)
+    out: dict[Path, list[Finding]] = {}
+    for path in paths:
+        nb = stored_notebook(path)
+        if nb is not None:
+            out[path] = drift([(path, nb)], wanted)
+    return out
+
+
 def stored_notebook(path: Path) -> dict[str, Any] | None:
     """The input as it is before the run (``--in-place`` replaces it)."""
     from nbmedic.notebook.io import NotebookReadError, read_notebook
@@ -237,6 +251,7 @@ def run_run(args: argparse.Namespace) -> int:
     for path in paths:
         opts = base_options(resolver, path).merged(debug_file=_debug_file(args, path, many))
         jobs.append((display_path(path), opts, str(output_for(path, args)), overrides))
+    drift = drift_warnings(paths, resolver)
     stored = [stored_notebook(p) if args.compare else None for p in paths]
     progress = _Progress([job[0] for job in jobs])
     try:
@@ -246,7 +261,7 @@ def run_run(args: argparse.Namespace) -> int:
     findings: list[Finding] = []
     code = 0
     for path, before, result in zip(paths, stored, results):
-        found = list(result.findings)
+        found = drift.get(path, []) + list(result.findings)
         if args.compare:
             found.extend(compare_findings(before, result))
         config = resolver.for_path(path)
