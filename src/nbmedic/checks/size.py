@@ -12,20 +12,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nbmedic.findings import Finding
+from nbmedic.units import format_bytes
 
 if TYPE_CHECKING:
     from nbmedic.checks.engine import NotebookContext, Rule
 
 MAX_REPORTED = 10  # NB021/NB022 findings per notebook
 TOP_N = 3
-
-
-def human_size(n: int) -> str:
-    if n < 1024:
-        return f"{n} bytes"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / (1024 * 1024):.1f} MiB"
 
 
 def _str_size(text: str) -> int:
@@ -117,9 +110,9 @@ def check_notebook_size(ctx: NotebookContext) -> Iterator[Finding]:
         top = largest[0]
         where = f"the attachment {top.attachment!r} of cell {top.cell}" if top.attachment is not None \
             else f"output {top.output} of cell {top.cell}"
-        what = f"; the largest part is {where} ({top.mime_type}, {human_size(top.bytes)})"
+        what = f"; the largest part is {where} ({top.mime_type}, {format_bytes(top.bytes)})"
     yield ctx.finding(
-        "NB020", f"the notebook is {human_size(size)}, over the {human_size(limit)} limit{what}",
+        "NB020", f"the notebook is {format_bytes(size)}, over the {format_bytes(limit)} limit{what}",
         evidence={"size": size, "limit": limit, "largest_outputs": [o.as_evidence() for o in largest]})
 
 
@@ -135,8 +128,8 @@ def check_output_size(ctx: NotebookContext) -> Iterator[Finding]:
             if reported > MAX_REPORTED:
                 return
             yield ctx.finding(
-                "NB021", f"output {item.output} of cell {item.cell} is {human_size(item.bytes)} of "
-                f"{item.mime_type}, over the {human_size(limit)} limit per output",
+                "NB021", f"output {item.output} of cell {item.cell} is {format_bytes(item.bytes)} of "
+                f"{item.mime_type}, over the {format_bytes(limit)} limit per output",
                 cell=item.cell, evidence={**item.as_evidence(), "limit": limit})
 
 

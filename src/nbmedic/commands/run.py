@@ -176,16 +176,14 @@ def compare_findings(stored: dict[str, Any] | None, result: RunResult) -> list[F
     return compare_outputs(stored, result.nb, path=result.path)
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
-
-
 def run_note(result: RunResult) -> str:
     """One line on how a run went, for the text report's file header."""
+    from nbmedic.units import format_bytes
+
     ran = sum(1 for c in result.cells if c.status not in ("not-run", "skipped"))
     parts = [result.status, f"{ran}/{len(result.cells)} cells in {result.duration:.1f} s"]
     if result.peak_rss:
-        parts.append(f"peak RSS {_mib(result.peak_rss)}")
+        parts.append(f"peak RSS {format_bytes(result.peak_rss)}")
     line = ", ".join(parts)
     if result.output:
         line += f" → {result.output}"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from nbmedic.execute.result import CgroupInfo
 from nbmedic.findings import Finding, Severity, make
+from nbmedic.units import format_bytes
 
 __all__ = ["GPU_LOW_FREE_FRACTION", "GpuDevices", "disk_findings", "disk_paths_for", "gpu_findings",
            "host_memory", "memory_headroom_findings", "needed_from_notebooks"]
@@ -32,14 +33,7 @@ GPU_LOW_FREE_FRACTION = 0.10
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+    return "?" if n is None else format_bytes(n)
 
 
 # --- memory (EN240) ------------------------------------------------------------------------------

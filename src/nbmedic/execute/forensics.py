@@ -24,6 +24,7 @@ from nbmedic.execute.kernel import signal_name
 from nbmedic.execute.result import CgroupInfo, Sample
 from nbmedic.execute.stacks import StackDump, crash_dump
 from nbmedic.findings import Finding, make
+from nbmedic.units import format_bytes
 
 __all__ = ["DeathFacts", "diagnose_death", "format_bytes", "host_memory_total"]
 
@@ -33,14 +34,6 @@ CRASH_SIGNALS = {"SIGSEGV": "a crash in native code", "SIGABRT": "an abort in na
 _MEMORY_KEYS = ("peak_rss", "limit", "cells_growing_rss", "killed_by_watchdog", "cgroup_oom_kills",
                 "host_oom_kills", "signal")
 NEAR_LIMIT = 0.85  # peak RSS at or above this share of a limit counts as "near the limit"
-
-
-def format_bytes(n: float) -> str:
-    """``1.5 GiB``, ``3.2 MiB``, ``512 B``."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def host_memory_total() -> int | None:

@@ -150,9 +150,9 @@ class Kernel:
     def start(self, startup_timeout: float) -> None:
         """Launch the kernel and wait for its ``kernel_info`` reply; KernelStartError on failure."""
         import zmq
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_client.blocking.client import BlockingKernelClient
         from jupyter_client.kernelspec import NoSuchKernel
+        from jupyter_client.manager import AsyncKernelManager
 
         km = AsyncKernelManager(kernel_name=self.kernel_name)
         if sys.platform.startswith("linux"):

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nbmedic.errors import UsageError
 from nbmedic.execute.forensics import DeathFacts, diagnose_death, format_bytes, host_memory_total
 from nbmedic.execute.kernel import DebugLog, Kernel, KernelStartError
 from nbmedic.execute.options import RunOptions, options_from_mapping
 from nbmedic.execute.outputs import DisplayMap, OutputCollector
 from nbmedic.execute.result import CellRecord, RunResult, RunStatus
 from nbmedic.execute.stacks import StackDump, capture_stacks
-from nbmedic.errors import UsageError
 from nbmedic.findings import Finding, make
 
 __all__ = ["run_notebook"]

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from nbmedic.findings import Finding, sort_findings
+from nbmedic.units import format_bytes
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _MAX_EVIDENCE = 6
@@ -18,16 +19,9 @@ _MAX_VALUE = 160
 _SIZE_KEY_RE = re.compile(r"rss|limit|bytes|size|memory|growth|kept|dropped|total|usage|output")
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 def _short(value: Any, key: str = "") -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1024 and _SIZE_KEY_RE.search(key):
-        return _size(value)
+        return format_bytes(value)
     if isinstance(value, (list, tuple)):
         items = [_short(v, key) for v in value[:8]]
         text = ", ".join(items) + (f", … ({len(value)} in all)" if len(value) > 8 else "")

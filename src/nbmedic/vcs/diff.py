@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nbmedic.units import format_bytes
 from nbmedic.vcs.align import align, source_text, valid_id
 
 Kind = Literal["file", "cell", "hunk", "add", "del", "ctx", "info", "change"]
@@ -44,14 +45,6 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return "".join(v if isinstance(v, str) else str(v) for v in value)
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 / 1024:.1f} MiB"
 
 
 def _digest(value: Any) -> str:
@@ -91,14 +84,14 @@ def output_summary(output: Any) -> str:
         text = _text(output.get("text", ""))
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         return f"stream {output.get('name', '?')}, {lines} line{'s' if lines != 1 else ''}, " \
-               f"{_size(len(text.encode('utf-8', 'surrogatepass')))}"
+               f"{format_bytes(len(text.encode('utf-8', 'surrogatepass')))}"
     if kind == "error":
         return f"error {output.get('ename', '?')}: {_text(output.get('evalue', ''))[:80]}"
     data = output.get("data")
     parts = []
     if isinstance(data, dict):
         for mime in sorted(data):
-            parts.append(f"{mime} {_size(len(_text(data[mime]).encode('utf-8', 'surrogatepass')))}")
+            parts.append(f"{mime} {format_bytes(len(_text(data[mime]).encode('utf-8', 'surrogatepass')))}")
     return f"{kind}: {', '.join(parts) if parts else 'no data'}"
 
 
