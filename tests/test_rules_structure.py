@@ -231,3 +231,31 @@ def test_nb003_a_newer_minor_is_judged_as_nbformat_does(tmp_path: Path, check_js
     doc["nbformat_minor"] = 5  # the same content claiming 4.5 is invalid
     nbf.write_raw(path, doc)
     assert "NB003" in codes(check_json(str(path))[1])
+
+
+def test_dispatching_validator_agrees_with_the_schema_on_the_corpus() -> None:
+    """The fast path dispatches cells and outputs by type; its verdict must be jsonschema's, file by file."""
+    import jsonschema
+
+    from nbmedic.checks import structure
+    from nbmedic.notebook.io import NotebookReadError, load_bytes
+
+    corpus = Path(__file__).parent / "corpus"
+    compared = invalid = 0
+    for path in sorted(corpus.rglob("*.ipynb")):
+        try:
+            nb = load_bytes(path.read_bytes())
+        except NotebookReadError:
+            continue
+        minor = nb.get("nbformat_minor")
+        if nb.get("nbformat") != 4 or not isinstance(minor, int):
+            continue
+        try:
+            structure._fast_validator(minor)(nb)
+            fast = True
+        except Exception:
+            fast = False
+        assert fast == jsonschema.Draft4Validator(structure._schema(minor)).is_valid(nb), path.name
+        compared += 1
+        invalid += not fast
+    assert compared > 40 and invalid >= 3  # both verdicts were exercised
