@@ -16,13 +16,9 @@ from nbmedic.findings import Finding
 
 
 def kernel_names(notebooks: Sequence[tuple[Path, dict[str, Any]]]) -> set[str]:
-    names = set()
-    for _, nb in notebooks:
-        meta = nb.get("metadata")
-        spec = meta.get("kernelspec") if isinstance(meta, dict) else None
-        name = spec.get("name") if isinstance(spec, dict) else None
-        names.add(name.lower() if isinstance(name, str) and name else "python3")
-    return names
+    from nbmedic.notebook.cells import kernel_name_of
+
+    return {kernel_name_of(nb).lower() for _, nb in notebooks}
 
 
 def kernel_findings(names: set[str]) -> list[Finding]:

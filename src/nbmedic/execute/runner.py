@@ -57,12 +57,9 @@ def _resolve_options(nb: Mapping[str, Any], path: str, options: RunOptions | Non
 
 
 def _kernel_name(nb: Mapping[str, Any], opts: RunOptions) -> str:
-    if opts.kernel_name:
-        return opts.kernel_name
-    meta = nb.get("metadata")
-    spec = meta.get("kernelspec") if isinstance(meta, dict) else None
-    name = spec.get("name") if isinstance(spec, dict) else None
-    return name if isinstance(name, str) and name else "python3"
+    from nbmedic.notebook.cells import kernel_name_of
+
+    return opts.kernel_name or kernel_name_of(dict(nb))
 
 
 def _language(nb: Mapping[str, Any]) -> str:
