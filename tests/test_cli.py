@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from nbmedic.checks import engine
+from nbmedic.notebook import record
 from tests import nbfactory as f
 from tests.conftest import codes
 
@@ -96,10 +97,10 @@ def test_binary_non_utf8_and_broken_link_are_findings_not_crashes(check_json: An
 def test_huge_file_is_reported_without_reading_it(check_json: Any, tmp_path: Path) -> None:
     huge = tmp_path / "huge.ipynb"
     with huge.open("wb") as fh:  # sparse: costs no disk
-        fh.truncate(engine.HARD_SIZE_LIMIT + 1)
+        fh.truncate(record.HARD_SIZE_LIMIT + 1)
     code, found = check_json(str(huge))
     assert [x["code"] for x in found] == ["NB020"]
-    assert found[0]["evidence"]["size"] == engine.HARD_SIZE_LIMIT + 1
+    assert found[0]["evidence"]["size"] == record.HARD_SIZE_LIMIT + 1
     assert code == 0  # a warning
 
 

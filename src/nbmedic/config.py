@@ -48,6 +48,7 @@ class Config:
     ignore: tuple[str, ...] = ()
     strict: bool = False
     clean: bool = False
+    require_lock: bool = False  # EN223 when a notebook has no environment lock
     max_size: int = 10 * MiB
     max_output_size: int = 1 * MiB
     max_stream_lines: int = 10_000
@@ -105,7 +106,8 @@ def find_pyproject(start: Path) -> Path | None:
     return None
 
 
-_KNOWN = {"select", "ignore", "strict", "clean", "max_size", "max_output_size", "max_stream_lines", "exclude"}
+_KNOWN = {"select", "ignore", "strict", "clean", "require_lock", "max_size", "max_output_size", "max_stream_lines",
+          "exclude"}
 
 
 def load_config(start: Path | None = None, *, pyproject: Path | None = None) -> Config:
@@ -137,7 +139,7 @@ def config_from_mapping(section: Mapping[str, Any], *, source: str | None = None
             continue
         if key in ("select", "ignore"):
             values[key] = split_codes(value, what=f"{where} {raw_key}")
-        elif key in ("strict", "clean"):
+        elif key in ("strict", "clean", "require_lock"):
             if not isinstance(value, bool):
                 raise UsageError(f"{where} {raw_key}: expected true or false, got {value!r}")
             values[key] = value

@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
-from nbmedic.notebook.cells import CONFLICT_TAG, cell_tags
-
-if TYPE_CHECKING:
-    from nbmedic.checks.engine import NotebookContext, Rule
+from nbmedic.notebook.cells import CONFLICT_TAG, cell_tags, source_text
 
 MAX_LISTED = 20
 _MARKER_RE = re.compile(r"^<{7,} local[ \t]*$", re.MULTILINE)
 _RAW_MARKERS = (CONFLICT_TAG.encode(), b"<<<<<<< local")
-
-
-def _source(value: object) -> str:
-    if isinstance(value, list):
-        return "".join(v for v in value if isinstance(v, str))
-    return value if isinstance(value, str) else ""
 
 
 def check_conflicts(ctx: NotebookContext) -> Iterator[Finding]:
@@ -38,7 +29,7 @@ def check_conflicts(ctx: NotebookContext) -> Iterator[Finding]:
     for index, cell in ctx.iter_cells():
         if CONFLICT_TAG in cell_tags(cell):
             tagged.append(index)
-        if _MARKER_RE.search(_source(cell.get("source"))):
+        if _MARKER_RE.search(source_text(cell)):
             marked.append(index)
     cells = sorted(set(tagged) | set(marked))
     if not cells:
@@ -58,4 +49,4 @@ def check_conflicts(ctx: NotebookContext) -> Iterator[Finding]:
                   "count": len(cells)})
 
 
-RULES: list[tuple[tuple[str, ...], Rule]] = [(("NB060",), check_conflicts)]
+RULES: RuleTable = [(("NB060",), check_conflicts)]

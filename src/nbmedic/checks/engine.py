@@ -2,73 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from nbmedic.checks import code, conflicts, execution, kernel, outputs, size, structure
+from nbmedic.checks.rules import CheckEnv, NotebookContext, Rule, RuleTable
 from nbmedic.config import Config
-from nbmedic.findings import Finding, make
-
-HARD_SIZE_LIMIT = 512 * 1024 * 1024  # larger files are reported, not parsed
-
-
-@dataclass
-class CheckEnv:
-    """What rules share across notebooks of one run: caches of machine facts (kernelspecs, imports)."""
-
-    cache: dict[str, Any] = field(default_factory=dict)
+from nbmedic.findings import Finding
+from nbmedic.notebook.record import NotebookFile, read_error_findings, read_notebook_file
 
 
-@dataclass
-class NotebookContext:
-    path: Path
-    display: str  # the path as the user should see it
-    data: bytes
-    nb: dict[str, Any]
-    config: Config
-    env: CheckEnv
-
-    @property
-    def cells(self) -> list[dict[str, Any]]:
-        cells = self.nb.get("cells")
-        return [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else []
-
-    def iter_cells(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        cells = self.nb.get("cells")
-        if isinstance(cells, list):
-            for index, cell in enumerate(cells):
-                if isinstance(cell, dict):
-                    yield index, cell
-
-    @property
-    def major(self) -> int | None:
-        value = self.nb.get("nbformat")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    @property
-    def minor(self) -> int:
-        value = self.nb.get("nbformat_minor")
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-    def finding(self, code: str, message: str, *, cell: int | None = None, **kwargs: Any) -> Finding:
-        cell_id = kwargs.pop("cell_id", None)
-        if cell is not None and cell_id is None:
-            cells = self.nb.get("cells")
-            if isinstance(cells, list) and 0 <= cell < len(cells) and isinstance(cells[cell], dict):
-                value = cells[cell].get("id")
-                cell_id = value if isinstance(value, str) else None
-        return make(code, self.display, message, cell=cell, cell_id=cell_id, **kwargs)
-
-
-Rule = Callable[[NotebookContext], Iterable[Finding]]
-
-
-def _rules() -> list[tuple[tuple[str, ...], Rule]]:
+def _rules() -> RuleTable:
     """(codes a rule can emit, rule) for every rule on a parsed nbformat-4 notebook."""
-    from nbmedic.checks import code, conflicts, execution, kernel, outputs, size, structure
-
     return [
         *structure.RULES, *execution.RULES, *size.RULES, *kernel.RULES, *code.RULES, *outputs.RULES,
         *conflicts.RULES,
@@ -85,51 +30,24 @@ def _active_rules(config: Config, env: CheckEnv) -> list[Rule]:
     return hit[1]
 
 
-def display_path(path: Path) -> str:
-    """The path as the user should see it: relative to the working folder when it lies below it."""
-    text = os.fspath(path)
-    if not os.path.isabs(text):
-        return os.path.normpath(text)  # already relative (as named, or found under a relative folder)
-    try:
-        rel = os.path.relpath(text)
-    except ValueError:  # another drive on Windows
-        return text
-    return rel if not rel.startswith(".." + os.sep) else text
+def check_notebook(file: NotebookFile, env: CheckEnv | None = None) -> list[Finding]:
+    """All static findings for one notebook record (under its own config); never raises for a bad file."""
+    config = file.config
+    if file.nb is None:
+        assert file.error is not None
+        return [f for f in read_error_findings(file.name, file.error) if config.wants(f.code)]
+    ctx = NotebookContext(file=file, nb=file.nb, env=env or CheckEnv())
+    found = [f for f in structure.check_format(ctx) if config.wants(f.code)]
+    if ctx.major != 4:  # other rules understand nbformat 4 only
+        return found
+    for rule in _active_rules(config, ctx.env):
+        found.extend(f for f in rule(ctx) if config.wants(f.code))
+    return found
 
 
 def check_file(path: Path, config: Config, env: CheckEnv | None = None) -> list[Finding]:
-    """All findings for one file; never raises for a bad file (that is a finding)."""
-    from nbmedic.checks import structure
-    from nbmedic.notebook.io import NotebookReadError, load_bytes
-
-    env = env or CheckEnv()
-    shown = display_path(path)
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > HARD_SIZE_LIMIT:
-                return [f for f in [make("NB020", shown, f"the file is {size / 2**20:.0f} MiB, too large to "
-                                         f"analyse (limit {HARD_SIZE_LIMIT // 2**20} MiB)", evidence={"size": size})]
-                        if config.wants(f.code)]
-            data = fh.read()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return [make("NB000", shown, f"cannot read the file: {reason}",
-                     evidence={"errno": exc.errno, "error": reason})]
-    try:
-        nb = load_bytes(data)
-    except NotebookReadError as exc:
-        return [f for f in structure.read_error_findings(shown, exc) if config.wants(f.code)]
-    ctx = NotebookContext(path=path, display=shown, data=data, nb=nb, config=config, env=env)
-    found: list[Finding] = []
-    for f in structure.check_format(ctx):
-        if config.wants(f.code):
-            found.append(f)
-    if ctx.major != 4:  # other rules understand nbformat 4 only
-        return found
-    for rule in _active_rules(config, env):
-        found.extend(f for f in rule(ctx) if config.wants(f.code))
-    return found
+    """All findings for the file at ``path`` under ``config``."""
+    return check_notebook(read_notebook_file(path, config), env)
 
 
 def check_paths(paths: Iterable[Path], config: Config, env: CheckEnv | None = None) -> list[Finding]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
 from nbmedic.notebook.cells import CONFLICT_TAG, cell_tags
-
-if TYPE_CHECKING:
-    from nbmedic.checks.engine import NotebookContext, Rule
 
 MAX_LISTED = 20
 
@@ -131,7 +129,7 @@ def check_order(ctx: NotebookContext) -> Iterator[Finding]:
                       "gaps": [{"cell": c, "from": b, "to": a} for c, b, a in gaps[:MAX_LISTED]]})
 
 
-RULES: list[tuple[tuple[str, ...], Rule]] = [
+RULES: RuleTable = [
     (("NB010",), check_clean),
     (("NB011", "NB012", "NB013"), check_order),
 ]

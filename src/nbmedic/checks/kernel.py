@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbmedic.checks.rules import CheckEnv, NotebookContext, RuleTable
 from nbmedic.findings import Finding
-
-if TYPE_CHECKING:
-    from nbmedic.checks.engine import CheckEnv, NotebookContext, Rule
 
 _SPECS_KEY = "kernelspecs"
 _SPEC_JSON_KEY = "kernelspec-json"
@@ -39,8 +37,8 @@ def installed_kernels(env: CheckEnv) -> dict[str, str] | None:
     return value
 
 
-def notebook_kernelspec(ctx: NotebookContext) -> dict[str, Any] | None:
-    meta = ctx.nb.get("metadata")
+def notebook_kernelspec(nb: Mapping[str, Any]) -> dict[str, Any] | None:
+    meta = nb.get("metadata")
     spec = meta.get("kernelspec") if isinstance(meta, dict) else None
     return spec if isinstance(spec, dict) else None
 
@@ -81,13 +79,13 @@ def _spec_json(env: CheckEnv, name: str, resource_dir: str) -> dict[str, Any] | 
     return cache[name]
 
 
-def kernel_for(ctx: NotebookContext) -> KernelInfo | None:
+def kernel_for(nb: Mapping[str, Any], env: CheckEnv) -> KernelInfo | None:
     """The installed kernel that would run this notebook (the native one if none is named); None if
     it is not installed or cannot be read."""
-    specs = installed_kernels(ctx.env)
+    specs = installed_kernels(env)
     if not specs:
         return None
-    spec = notebook_kernelspec(ctx)
+    spec = notebook_kernelspec(nb)
     name = spec.get("name") if spec else None
     if not isinstance(name, str) or not name:
         name = NATIVE_KERNEL  # Jupyter falls back to the default kernel
@@ -95,17 +93,17 @@ def kernel_for(ctx: NotebookContext) -> KernelInfo | None:
     resource_dir = specs.get(name)
     if resource_dir is None:
         return None
-    doc = _spec_json(ctx.env, name, resource_dir)
+    doc = _spec_json(env, name, resource_dir)
     if doc is None:
         return None
     argv = doc.get("argv")
-    env = doc.get("env")
+    extra_env = doc.get("env")
     language = doc.get("language")
     return KernelInfo(
         name=name, resource_dir=resource_dir,
         language=language.lower() if isinstance(language, str) else None,
         argv=tuple(a for a in argv if isinstance(a, str)) if isinstance(argv, list) else (),
-        env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
+        env={str(k): str(v) for k, v in extra_env.items()} if isinstance(extra_env, dict) else {},
     )
 
 
@@ -143,7 +141,7 @@ def check_kernelspec(ctx: NotebookContext) -> Iterator[Finding]:
 
 def check_installed(ctx: NotebookContext) -> Iterator[Finding]:
     """NB031: the named kernel is not installed here."""
-    spec = notebook_kernelspec(ctx)
+    spec = notebook_kernelspec(ctx.nb)
     name = spec.get("name") if spec else None
     if not isinstance(name, str) or not name.strip():
         return  # NB030's business
@@ -162,7 +160,7 @@ def check_installed(ctx: NotebookContext) -> Iterator[Finding]:
         + (f", e.g. `{installed[0]}`" if installed else ""))
 
 
-RULES: list[tuple[tuple[str, ...], Rule]] = [
+RULES: RuleTable = [
     (("NB030",), check_kernelspec),
     (("NB031",), check_installed),
 ]

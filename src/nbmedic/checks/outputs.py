@@ -5,19 +5,17 @@ Both rules first look for a marker in the raw bytes (C speed) and walk the cells
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbmedic.ansi import strip_ansi
+from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
-
-if TYPE_CHECKING:
-    from nbmedic.checks.engine import NotebookContext, Rule
+from nbmedic.notebook.cells import RAISES_TAG, cell_tags
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MAX_LISTED = 20
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _outputs(cell: dict[str, Any]) -> list[Any]:
@@ -95,9 +93,9 @@ def check_errors(ctx: NotebookContext) -> Iterator[Finding]:
     for index, cell in ctx.iter_cells():
         for output in _outputs(cell):
             if isinstance(output, dict) and output.get("output_type") == "error":
-                if "raises-exception" in _tags(cell):
+                if RAISES_TAG in cell_tags(cell):
                     break  # the author expects this error (nbclient honours the tag too)
-                evalue = _ANSI_RE.sub("", _text(output.get("evalue"))).strip()
+                evalue = strip_ansi(_text(output.get("evalue"))).strip()
                 if len(evalue) > 200:
                     evalue = evalue[:197] + "..."
                 ename = _text(output.get("ename")) or "Error"
@@ -113,7 +111,7 @@ def check_errors(ctx: NotebookContext) -> Iterator[Finding]:
         cell=first["cell"], evidence={"errors": errors[:MAX_LISTED], "count": len(errors)})
 
 
-RULES: list[tuple[tuple[str, ...], Rule]] = [
+RULES: RuleTable = [
     (("NB050",), check_widgets),
     (("NB051",), check_errors),
 ]

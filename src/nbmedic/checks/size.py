@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
 from nbmedic.units import format_bytes
-
-if TYPE_CHECKING:
-    from nbmedic.checks.engine import NotebookContext, Rule
 
 MAX_REPORTED = 10  # NB021/NB022 findings per notebook
 TOP_N = 3
@@ -177,7 +175,7 @@ def check_stream_lines(ctx: NotebookContext) -> Iterator[Finding]:
                     cell=index, evidence={"output": first, "name": name, "lines": lines, "limit": limit})
 
 
-RULES: list[tuple[tuple[str, ...], Rule]] = [
+RULES: RuleTable = [
     (("NB020",), check_notebook_size),
     (("NB021",), check_output_size),
     (("NB022",), check_stream_lines),

@@ -9,36 +9,16 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nbmedic.findings import Finding, make
+from nbmedic.checks.rules import NotebookContext, RuleTable
+from nbmedic.findings import Finding
+from nbmedic.notebook.format import CURRENT_MINOR, valid_id
 
-if TYPE_CHECKING:
-    from nbmedic.checks.engine import NotebookContext, Rule
-    from nbmedic.notebook.io import NotebookReadError
-
-CURRENT_MINOR = 5
-ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
 MAX_SCHEMA_ERRORS = 5
 MAX_EXAMINED_ERRORS = 100  # a badly broken file is not worth describing error by error
 
-RULES: list[tuple[tuple[str, ...], Rule]] = []  # check_format runs first, on every parsed file
-
-
-def read_error_findings(path: str, exc: NotebookReadError) -> list[Finding]:
-    evidence: dict[str, Any] = {"problem": exc.kind, **exc.evidence}
-    if exc.line is not None:
-        evidence["line"], evidence["column"] = exc.line, exc.column
-    if exc.kind == "conflict":
-        return [make("NB002", path, f"the file holds {exc.message}", evidence=evidence)]
-    fix = None
-    if exc.kind == "truncated":
-        fix = "`nbmedic repair FILE` recovers every complete cell and the metadata"
-    elif exc.kind == "bom":
-        fix = "`nbmedic repair FILE` removes the byte-order mark"
-    elif exc.kind == "html":
-        fix = "download the notebook again with the site's 'Raw'/'Download' button, not 'Save page as'"
-    return [make("NB001", path, f"not a notebook: {exc.message}", evidence=evidence, fix=fix)]
+RULES: RuleTable = []  # check_format runs first, on every parsed file
 
 
 @lru_cache(maxsize=None)
@@ -280,7 +260,7 @@ def _check_ids(ctx: NotebookContext) -> Iterator[Finding]:
             "invents new ones on every open, so diffs churn", severity="warning",
             cell=missing[0], evidence={"cells": missing[:20], "count": len(missing)})
     bad = [(i, v) for i, v in with_id
-           if not isinstance(v, str) or not ID_RE.match(v) or not 1 <= len(v) <= 64]
+           if not valid_id(v)]
     for i, value in bad[:10]:
         yield ctx.finding(
             "NB004", f"cell id {value!r} is invalid: ids are 1-64 characters of letters, digits, '-' and '_'",

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from nbmedic.commands.common import discover, emit, resolver_from_args, static_findings
+from nbmedic.commands.common import emit, load_notebooks, resolver_from_args, static_findings
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from nbmedic.checks.engine import display_path
-
-    resolver = resolver_from_args(args)
-    paths = discover(args.paths, resolver)
-    findings, code = static_findings(paths, resolver)
-    emit(findings, [display_path(p) for p in paths], args.format)
+    files = load_notebooks(args.paths, resolver_from_args(args))
+    findings, code = static_findings(files)
+    emit(findings, [f.name for f in files], args.format)
     return code

@@ -1,4 +1,5 @@
-"""What the reporting commands share: config resolution, notebook discovery, static checks, output."""
+"""What the reporting commands share: config resolution, notebook discovery and reading, static checks,
+output."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nbmedic.config import ConfigResolver, split_codes
+from nbmedic.checks import CheckEnv, check_notebook
+from nbmedic.config import Config, ConfigResolver, split_codes
+from nbmedic.discover import excluded, iter_notebooks
 from nbmedic.errors import UsageError
-from nbmedic.findings import Finding, exit_code
+from nbmedic.findings import Finding, exit_code, sort_findings
+from nbmedic.notebook.record import NotebookFile, read_notebook_file
+from nbmedic.render.json import render_json, summary
+from nbmedic.render.text import render_text
 
 
 def resolver_from_args(args: argparse.Namespace) -> ConfigResolver:
@@ -27,25 +33,31 @@ def resolver_from_args(args: argparse.Namespace) -> ConfigResolver:
 
 
 def discover(paths: Sequence[str], resolver: ConfigResolver) -> list[Path]:
-    from nbmedic.discover import excluded, iter_notebooks
-
     found = [p for p in iter_notebooks(paths) if not excluded(p.as_posix(), resolver.for_path(p).exclude)]
     if not found:
         raise UsageError(f"no notebooks (*.ipynb) found under {', '.join(paths)}")
     return found
 
 
-def static_findings(paths: Sequence[Path], resolver: ConfigResolver) -> tuple[list[Finding], int]:
-    """Every static finding for ``paths`` and the exit code they imply (each file under its own config)."""
-    from nbmedic.checks import CheckEnv, check_file
+def load_notebooks(paths: Sequence[str], resolver: ConfigResolver) -> list[NotebookFile]:
+    """Every notebook named or found under ``paths``, each read once, with its own configuration."""
+    return [read_notebook_file(path, resolver.for_path(path)) for path in discover(paths, resolver)]
 
+
+def kept(findings: Sequence[Finding], config: Config) -> tuple[list[Finding], int]:
+    """The findings ``config`` wants and the exit code they imply under it."""
+    wanted = [f for f in findings if config.wants(f.code)]
+    return wanted, exit_code(wanted, strict=config.strict)
+
+
+def static_findings(files: Sequence[NotebookFile]) -> tuple[list[Finding], int]:
+    """Every static finding for ``files`` and the exit code they imply (each under its own config)."""
     env = CheckEnv()
     findings: list[Finding] = []
     code = 0
-    for path in paths:
-        config = resolver.for_path(path)
-        found = check_file(path, config, env)
-        code = max(code, exit_code(found, strict=config.strict))
+    for file in files:
+        found = check_notebook(file, env)
+        code = max(code, exit_code(found, strict=file.config.strict))
         findings.extend(found)
     return findings, code
 
@@ -53,15 +65,9 @@ def static_findings(paths: Sequence[Path], resolver: ConfigResolver) -> tuple[li
 def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | None = None,
          extra: Mapping[str, Any] | None = None, notes: Mapping[str, str] | None = None,
          verb: str | None = None, noun: str = "notebook") -> None:
-    from nbmedic.findings import sort_findings
-    from nbmedic.render.json import summary
-
+    """Print the report; ``files`` and the findings' paths are identities, shown by the renderer."""
     ordered = sort_findings(findings)
     if fmt == "json":
-        from nbmedic.render.json import render_json
-
         sys.stdout.write(render_json(ordered, extra={"summary": summary(ordered, len(files)), **(extra or {})}))
     else:
-        from nbmedic.render.text import render_text
-
         render_text(ordered, files=files, title=title, notes=notes, summary=verb, noun=noun)

@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from nbmedic.errors import UsageError
+from nbmedic.notebook.format import empty_notebook
 
 _COLOURS = {"file": "1", "cell": "1", "hunk": "36", "add": "32", "del": "31", "change": "33"}
 
@@ -46,7 +47,7 @@ def _read(path: str) -> tuple[dict[str, Any], bytes]:
     from nbmedic.notebook.io import NotebookReadError, load_bytes
 
     if path == os.devnull:
-        return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}, b""
+        return empty_notebook(), b""
     try:
         with open(path, "rb") as fh:
             data = fh.read()

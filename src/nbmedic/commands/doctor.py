@@ -1,20 +1,24 @@
 """``nbmedic doctor PATH...``: the main command; every probe, one readable report.
 
-Probes, in order: the static checks of every notebook, then a monitored run of every notebook that
-can run (``--no-run`` skips it).  Runs write nothing: the user's files are only read.
+Probes, in order: the static checks of every notebook, the environment probes of the kernels and
+environments they use (``--no-env`` skips them), then a monitored run of every notebook that can run
+(``--no-run`` skips it).  Each notebook is read once; runs write nothing: the user's files are only read.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
-from nbmedic.commands.common import discover, emit, resolver_from_args, static_findings
-from nbmedic.config import ConfigResolver
-from nbmedic.errors import UsageError
-from nbmedic.findings import Finding
+from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_args, static_findings
+from nbmedic.commands.run import base_options, cli_overrides, jobs_from_args
+from nbmedic.config import Config, parse_size
+from nbmedic.envs import probes
+from nbmedic.execute.batch import RunJob, execute, run_note
+from nbmedic.findings import Finding, exit_code
+from nbmedic.notebook.record import NotebookFile
 
 # Sane limits for an unattended diagnosis; a notebook's metadata.nbmedic or pyproject can change them.
 DOCTOR_DEFAULTS = {"cell_timeout": 120.0, "timeout": 600.0, "stall_after": 30.0}
@@ -22,83 +26,77 @@ DOCTOR_DEFAULTS = {"cell_timeout": 120.0, "timeout": 600.0, "stall_after": 30.0}
 BLOCKING = ("NB000", "NB001", "NB002", "NB003", "NB031")
 
 
-def runnable(paths: list[Path], shown: list[str], findings: list[Finding]) -> list[int]:
-    """Indexes of the notebooks worth executing."""
+def runnable(files: Sequence[NotebookFile], findings: Sequence[Finding]) -> list[NotebookFile]:
+    """The notebooks worth executing: parsed, and no static finding that blocks a run."""
     blocked = {f.path for f in findings if f.code in BLOCKING}
-    return [i for i, name in enumerate(shown) if name not in blocked]
+    return [file for file in files if file.nb is not None and file.name not in blocked]
 
 
-def require_lock(resolver: ConfigResolver) -> Callable[[Path], bool]:
-    def wanted(path: Path) -> bool:
-        extra = resolver.for_path(path).extra
-        value = extra.get("require-lock", extra.get("require_lock", False))
-        if not isinstance(value, bool):
-            raise UsageError(f"[tool.nbmedic] require-lock: expected true or false, got {value!r}")
-        return value
+def _filter_by_owner(found: Sequence[Finding], files: Sequence[NotebookFile]) -> tuple[list[Finding], int]:
+    """Each finding under the configuration of the notebook it is about; a finding about a kernel or the
+    machine is kept when some notebook's configuration wants it (strict if one of those is strict)."""
+    by_name = {file.name: file.config for file in files}
+    configs: list[Config] = list({id(c): c for c in by_name.values()}.values())
+    out: list[Finding] = []
+    code = 0
+    for finding in found:
+        owner = by_name.get(finding.path) if finding.path is not None else None
+        candidates = [owner] if owner is not None else configs
+        wanting = [c for c in candidates if c.wants(finding.code)]
+        if not wanting:
+            continue
+        out.append(finding)
+        code = max(code, exit_code([finding], strict=any(c.strict for c in wanting)))
+    return out, code
 
-    return wanted
 
-
-def environment_findings(paths: list[Path], shown: list[str], static: list[Finding],
-                         resolver: ConfigResolver, *, launch_kernels: bool = True,
-                         memory_limit: int | None = None) -> list[Finding]:
+def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool = True,
+                         memory_limit: int | None = None) -> tuple[list[Finding], int]:
     """Kernels, interpreters, environment locks, IPython start-up and resources of the notebooks that parse."""
-    from nbmedic.envs import probes
-    from nbmedic.notebook.io import NotebookReadError, read_notebook
-
-    unreadable = {f.path for f in static if f.code in ("NB000", "NB001", "NB002")}
-    notebooks = []
-    for path, name in zip(paths, shown):
-        if name in unreadable:
-            continue
-        try:
-            notebooks.append((path, read_notebook(path)[0]))
-        except (OSError, NotebookReadError):
-            continue
+    notebooks = [(file.path, file.nb) for file in files if file.nb is not None]
     names = probes.kernel_names(notebooks)
     found = probes.kernel_findings(names)
-    found.extend(probes.drift(notebooks, require_lock(resolver)))
+    found.extend(probes.drift(notebooks, {file.path: file.config.require_lock for file in files}))
     if launch_kernels:
-        found.extend(probes.ipython_findings(names, cwd=str(paths[0].parent if paths else Path.cwd())))
+        found.extend(probes.ipython_findings(names, cwd=str(files[0].path.parent if files else Path.cwd())))
     found.extend(probes.resource_findings(notebooks, memory_limit=memory_limit))
-    wanted = resolver.for_path(paths[0]) if paths else None
-    return [f for f in found if wanted is None or wanted.wants(f.code)]
+    return _filter_by_owner(found, files)
+
+
+def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile],
+                 notes: dict[str, str]) -> tuple[list[Finding], int, list[dict[str, object]]]:
+    """Run ``jobs`` (``workers`` at a time) and keep what each notebook's configuration wants."""
+    results = execute(jobs, workers) if jobs else []
+    config = {file.name: file.config for file in files}
+    findings: list[Finding] = []
+    code = 0
+    for result in results:
+        found, worst = kept(result.findings, config[result.path])
+        findings.extend(found)
+        code = max(code, worst)
+        notes[result.path] = "ran: " + run_note(result)
+    return findings, code, [r.to_dict(timeline=False) for r in results]
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from nbmedic.checks.engine import display_path
-    from nbmedic.findings import exit_code
-
     resolver = resolver_from_args(args)
-    paths = discover(args.paths, resolver)
-    shown = [display_path(p) for p in paths]
-    findings, code = static_findings(paths, resolver)
+    files = load_notebooks(args.paths, resolver)
+    findings, code = static_findings(files)
     notes: dict[str, str] = {}
     extra: dict[str, object] = {}
     if not args.no_env:
-        from nbmedic.config import parse_size
-
         limit = parse_size(args.memory_limit, what="--memory-limit") if args.memory_limit else None
-        found = environment_findings(paths, shown, findings, resolver, launch_kernels=not args.no_run,
-                                     memory_limit=limit)
-        code = max(code, exit_code(found, strict=False))
+        found, worst = environment_findings(files, launch_kernels=not args.no_run, memory_limit=limit)
         findings.extend(found)
+        code = max(code, worst)
     if not args.no_run:
-        from nbmedic.commands.run import base_options, cli_overrides, execute, jobs_from_args, run_note
-
-        chosen = runnable(paths, shown, findings)
         overrides = cli_overrides(args)
-        jobs = [(shown[i], base_options(resolver, paths[i], **DOCTOR_DEFAULTS), None, overrides) for i in chosen]
-        if args.jobs is None:
-            args.jobs = min(4, os.cpu_count() or 1)
-        results = execute(jobs, jobs_from_args(args, len(jobs))) if jobs else []
-        for i, result in zip(chosen, results):
-            config = resolver.for_path(paths[i])
-            found = [f for f in result.findings if config.wants(f.code)]
-            code = max(code, exit_code(found, strict=config.strict))
-            findings.extend(found)
-            notes[shown[i]] = "ran: " + run_note(result)
-        extra["runs"] = [r.to_dict(timeline=False) for r in results]
-    title = f"nbmedic doctor: {len(paths)} notebook{'s' if len(paths) != 1 else ''}"
-    emit(findings, shown, args.format, title=title, notes=notes, extra=extra, verb="examined")
+        jobs = [RunJob(file.name, base_options(resolver, file.path, **DOCTOR_DEFAULTS), nb=file.nb,
+                       overrides=overrides) for file in runnable(files, findings)]
+        workers = jobs_from_args(args, len(jobs), default=min(4, os.cpu_count() or 1))
+        found, worst, extra["runs"] = run_findings(jobs, workers, files, notes)
+        findings.extend(found)
+        code = max(code, worst)
+    title = f"nbmedic doctor: {len(files)} notebook{'s' if len(files) != 1 else ''}"
+    emit(findings, [f.name for f in files], args.format, title=title, notes=notes, extra=extra, verb="examined")
     return code

@@ -130,7 +130,6 @@ def _check(args: argparse.Namespace) -> int:
         read_nb,
         validate,
     )
-    from nbmedic.errors import UsageError
     from nbmedic.findings import Finding, exit_code, make
 
     path = Path(args.notebook)
@@ -146,11 +145,7 @@ def _check(args: argparse.Namespace) -> int:
     findings: list[Finding] = []
     extra: dict[str, Any] = {"lock": lock_source}
     if lock is None:
-        required = config.extra.get("require-lock", config.extra.get("require_lock", False))
-        if not isinstance(required, bool):
-            raise UsageError(f"{config.source} [tool.nbmedic] require-lock: expected true or false, "
-                             f"got {required!r}")
-        if not required:
+        if not config.require_lock:
             print(f"nbmedic: {path}: no environment lock to check (`nbmedic env capture {path}` records one)",
                   file=sys.stderr)
             if args.format == "json":

@@ -10,18 +10,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nbmedic.commands.common import emit, resolver_from_args
+from nbmedic.commands.common import emit, kept, resolver_from_args
 from nbmedic.config import ConfigResolver, parse_size
+from nbmedic.envs.probes import drift
 from nbmedic.errors import UsageError
-
-if TYPE_CHECKING:
-    from nbmedic.execute.options import RunOptions
-    from nbmedic.execute.result import RunResult
-    from nbmedic.findings import Finding
+from nbmedic.execute.batch import RunJob, execute, run_note
+from nbmedic.execute.compare import compare_outputs
+from nbmedic.execute.options import RunOptions, options_from_mapping
+from nbmedic.execute.params import load_params_file, parse_cli_value
+from nbmedic.execute.result import RunResult
+from nbmedic.findings import Finding
+from nbmedic.notebook.record import NotebookFile, read_error_findings, read_notebook_file
 
 
 def default_output(path: Path) -> Path:
@@ -42,8 +45,6 @@ def output_for(path: Path, args: argparse.Namespace) -> Path:
 
 def base_options(resolver: ConfigResolver, path: Path, **defaults: Any) -> RunOptions:
     """``[tool.nbmedic.run]`` of the notebook's project over nbmedic's defaults (and the caller's)."""
-    from nbmedic.execute.options import RunOptions, options_from_mapping
-
     config = resolver.for_path(path)
     table = config.extra.get("run", {})
     if not isinstance(table, dict):
@@ -76,8 +77,6 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from nbmedic.execute.params import load_params_file, parse_cli_value
-
     params: dict[str, Any] = {}
     if getattr(args, "parameters_file", None):
         params.update(load_params_file(args.parameters_file))
@@ -88,11 +87,12 @@ def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def jobs_from_args(args: argparse.Namespace, count: int) -> int:
+def jobs_from_args(args: argparse.Namespace, count: int, *, default: int = 1) -> int:
+    """How many notebooks run at once: ``-j`` (or ``default``), never more than there are notebooks."""
     jobs = getattr(args, "jobs", None)
     if jobs is not None and jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
-    return max(1, min(jobs or 1, count))
+    return max(1, min(jobs or default, count))
 
 
 def _debug_file(args: argparse.Namespace, path: Path, many: bool) -> str | None:
@@ -103,91 +103,17 @@ def _debug_file(args: argparse.Namespace, path: Path, many: bool) -> str | None:
     return str(base.with_name(f"{base.stem}.{path.stem}{base.suffix or '.jsonl'}"))
 
 
-def _one(job: tuple[str, RunOptions, str | None, dict[str, Any]],
-         progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Run one notebook (top level, so a process pool can call it)."""
-    from nbmedic.execute import run_notebook
-
-    path, options, output, overrides = job
-    return run_notebook(path, options, output=output, progress=progress, **overrides)
-
-
-def execute(jobs: Sequence[tuple[str, RunOptions, str | None, dict[str, Any]]], workers: int,
-            on_done: Callable[[int, RunResult], None] | None = None,
-            on_cell: Callable[[int, int, int], None] | None = None) -> list[RunResult]:
-    """Run every job, ``workers`` at a time (one kernel each); results in the order of ``jobs``.
-
-    ``on_cell(job, done, total)`` reports cells as they finish (sequential runs only)."""
-    results: list[RunResult | None] = [None] * len(jobs)
-    if workers <= 1:
-        for i, job in enumerate(jobs):
-            cell_progress = None
-            if on_cell is not None:
-                def cell_progress(done: int, total: int, i: int = i) -> None:
-                    on_cell(i, done, total)
-            results[i] = _one(job, cell_progress)
-            if on_done:
-                on_done(i, results[i])  # type: ignore[arg-type]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_one, job): i for i, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                i = futures[future]
-                results[i] = future.result()
-                if on_done:
-                    on_done(i, results[i])  # type: ignore[arg-type]
-    return [r for r in results if r is not None]
-
-
-def drift_warnings(paths: Sequence[Path], resolver: ConfigResolver) -> dict[Path, list[Finding]]:
+def drift_warnings(files: Sequence[NotebookFile]) -> dict[str, list[Finding]]:
     """EN220-EN223 before the run, for notebooks that carry an environment lock (or must)."""
-    from nbmedic.commands.doctor import require_lock
-    from nbmedic.envs.probes import drift
-
-    wanted = require_lock(resolver)
-    out: dict[Path, list[Finding]] = {}
-    for path in paths:
-        nb = stored_notebook(path)
-        if nb is not None:
-            out[path] = drift([(path, nb)], wanted)
-    return out
-
-
-def stored_notebook(path: Path) -> dict[str, Any] | None:
-    """The input as it is before the run (``--in-place`` replaces it)."""
-    from nbmedic.notebook.io import NotebookReadError, read_notebook
-
-    try:
-        return read_notebook(path)[0]
-    except (OSError, NotebookReadError):
-        return None  # the run reports why the file cannot be read
+    return {file.name: drift([(file.path, file.nb)], {file.path: file.config.require_lock})
+            for file in files if file.nb is not None}
 
 
 def compare_findings(stored: dict[str, Any] | None, result: RunResult) -> list[Finding]:
     """RN160: the new outputs against the ones stored in the input file."""
-    from nbmedic.execute.compare import compare_outputs
-
     if stored is None or result.nb is None:
         return []
     return compare_outputs(stored, result.nb, path=result.path)
-
-
-def run_note(result: RunResult) -> str:
-    """One line on how a run went, for the text report's file header."""
-    from nbmedic.units import format_bytes
-
-    ran = sum(1 for c in result.cells if c.status not in ("not-run", "skipped"))
-    parts = [result.status, f"{ran}/{len(result.cells)} cells in {result.duration:.1f} s"]
-    if result.peak_rss:
-        parts.append(f"peak RSS {format_bytes(result.peak_rss)}")
-    line = ", ".join(parts)
-    if result.output:
-        line += f" → {result.output}"
-    return line
 
 
 class _Progress:
@@ -221,12 +147,7 @@ class _Progress:
             self._bar.stop()
 
 
-def run_run(args: argparse.Namespace) -> int:
-    from nbmedic.checks.engine import display_path
-    from nbmedic.findings import exit_code
-
-    resolver = resolver_from_args(args)
-    paths = [Path(p) for p in args.paths]
+def _check_destinations(paths: Sequence[Path], args: argparse.Namespace) -> None:
     for path in paths:
         if not path.is_file():
             raise UsageError(f"{path}: no such notebook file")
@@ -243,30 +164,41 @@ def run_run(args: argparse.Namespace) -> int:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--output-dir {args.output_dir}: cannot create it: {exc.strerror or exc}") from None
+
+
+def _run_all(files: Sequence[NotebookFile], args: argparse.Namespace, resolver: ConfigResolver) -> list[RunResult]:
+    """Run every readable notebook; one that cannot be read gets a not-started result with the reason."""
     overrides = cli_overrides(args)
-    many = len(paths) > 1
-    jobs = []
-    for path in paths:
-        opts = base_options(resolver, path).merged(debug_file=_debug_file(args, path, many))
-        jobs.append((display_path(path), opts, str(output_for(path, args)), overrides))
-    drift = drift_warnings(paths, resolver)
-    stored = [stored_notebook(p) if args.compare else None for p in paths]
-    progress = _Progress([job[0] for job in jobs])
+    many = len(files) > 1
+    jobs = [RunJob(file.name, base_options(resolver, file.path).merged(debug_file=_debug_file(args, file.path, many)),
+                   nb=file.nb, output=str(output_for(file.path, args)), overrides=overrides)
+            for file in files if file.nb is not None]
+    progress = _Progress([job.path for job in jobs])
     try:
-        results = execute(jobs, jobs_from_args(args, len(jobs)), progress.done, progress.cell)
+        ran = iter(execute(jobs, jobs_from_args(args, len(jobs)), progress.done, progress.cell) if jobs else [])
     finally:
         progress.close()
+    return [next(ran) if file.nb is not None else RunResult(
+        path=file.name, status="not-started", findings=read_error_findings(file.name, file.error or OSError()))
+        for file in files]
+
+
+def run_run(args: argparse.Namespace) -> int:
+    resolver = resolver_from_args(args)
+    paths = [Path(p) for p in args.paths]
+    _check_destinations(paths, args)
+    files = [read_notebook_file(path, resolver.for_path(path)) for path in paths]
+    drift_found = drift_warnings(files)
+    results = _run_all(files, args, resolver)
     findings: list[Finding] = []
     code = 0
-    for path, before, result in zip(paths, stored, results):
-        found = drift.get(path, []) + list(result.findings)
+    for file, result in zip(files, results):
+        found = drift_found.get(file.name, []) + list(result.findings)
         if args.compare:
-            found.extend(compare_findings(before, result))
-        config = resolver.for_path(path)
-        found = [f for f in found if config.wants(f.code)]
-        code = max(code, exit_code(found, strict=config.strict))
+            found.extend(compare_findings(file.nb, result))
+        found, worst = kept(found, file.config)
+        code = max(code, worst)
         findings.extend(found)
-    files = [r.path for r in results]
-    emit(findings, files, args.format, notes={r.path: run_note(r) for r in results}, verb="run",
-         extra={"runs": [r.to_dict() for r in results]})
+    emit(findings, [r.path for r in results], args.format, notes={r.path: run_note(r) for r in results},
+         verb="run", extra={"runs": [r.to_dict() for r in results]})
     return code

@@ -111,14 +111,12 @@ def resolve_python(python: str) -> str:
 def kernel_interpreter(path: Path, nb: dict[str, Any]) -> tuple[str, dict[str, str]]:
     """The Python that runs this notebook's kernel (its kernelspec's argv[0] as jupyter_client resolves
     it) and the environment variables the kernelspec adds."""
-    from nbmedic.checks.engine import CheckEnv, NotebookContext
     from nbmedic.checks.kernel import kernel_for, notebook_kernelspec
-    from nbmedic.config import Config
+    from nbmedic.checks.rules import CheckEnv
 
-    ctx = NotebookContext(path=path, display=str(path), data=b"", nb=nb, config=Config(), env=CheckEnv())
-    info = kernel_for(ctx)
+    info = kernel_for(nb, CheckEnv())
     if info is None:
-        spec = notebook_kernelspec(ctx)
+        spec = notebook_kernelspec(nb)
         name = spec.get("name") if spec else None
         raise NbmedicError(f"{path}: the kernel {name or 'python3'!r} is not installed here; "
                            "pass --python INTERPRETER")
@@ -192,12 +190,9 @@ def capture(python: str, imports: list[str] | None = None, *, env: Mapping[str, 
 
 def notebook_imports(path: Path, nb: dict[str, Any], data: bytes) -> list[str]:
     """The top-level modules the notebook's code cells import (``scan_imports``), minus those it writes."""
-    from nbmedic.checks.code import scan_imports
-    from nbmedic.checks.engine import CheckEnv, NotebookContext
-    from nbmedic.config import Config
+    from nbmedic.notebook.imports import scan_imports
 
-    ctx = NotebookContext(path=path, display=str(path), data=data, nb=nb, config=Config(), env=CheckEnv())
-    scan = scan_imports(ctx)
+    scan = scan_imports(nb)
     return sorted(m for m in scan.modules if m not in scan.written)
 
 

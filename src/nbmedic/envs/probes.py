@@ -7,7 +7,7 @@ why.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,14 @@ def kernel_findings(names: set[str]) -> list[Finding]:
     return found
 
 
-def drift(notebooks: Sequence[tuple[Path, dict[str, Any]]], require_lock: Callable[[Path], bool]) -> list[Finding]:
+def drift(notebooks: Sequence[tuple[Path, dict[str, Any]]], require_lock: Mapping[Path, bool]) -> list[Finding]:
     """EN220-EN223 for every notebook that carries an environment lock (or must)."""
     from nbmedic.envs.lock import drift_findings
 
     found: list[Finding] = []
     for path, nb in notebooks:
         try:
-            found.extend(drift_findings(path, nb, require_lock=require_lock(path)))
+            found.extend(drift_findings(path, nb, require_lock=require_lock.get(path, False)))
         except NbmedicError:
             continue  # its kernel is not installed or will not answer: reported elsewhere
     return found

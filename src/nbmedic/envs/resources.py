@@ -18,11 +18,11 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 from nbmedic.execute.result import CgroupInfo
 from nbmedic.findings import Finding, Severity, make
+from nbmedic.notebook.cells import source_text
 from nbmedic.units import format_bytes
 
 __all__ = ["GPU_LOW_FREE_FRACTION", "GpuDevices", "disk_findings", "disk_paths_for", "gpu_findings",
@@ -226,22 +226,12 @@ _CUDA_RE = re.compile(
 _CPU_FALLBACK_RE = re.compile(r"""['"]cpu['"]|is_available\(\)""")
 
 
-def _cell_source(cell: Mapping[str, Any]) -> str:
-    src = cell.get("source", "")
-    if isinstance(src, list):
-        return "".join(s for s in src if isinstance(s, str))
-    return src if isinstance(src, str) else ""
-
-
 def _gpu_expectation(path: str, nb: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]], bool]:
     """(GPU libraries imported, lines that ask for CUDA, whether the code falls back to the CPU)."""
-    from nbmedic.checks.code import scan_imports
-    from nbmedic.checks.engine import CheckEnv, NotebookContext
-    from nbmedic.config import Config
+    from nbmedic.notebook.imports import scan_imports
 
-    ctx = NotebookContext(path=Path(path), display=path, data=b"", nb=nb, config=Config(), env=CheckEnv())
     try:
-        modules = scan_imports(ctx).modules
+        modules = scan_imports(nb).modules
     except Exception:  # noqa: BLE001 - an odd notebook is the NB family's business
         modules = {}
     libs = sorted(m for m in modules if m in _GPU_FRAMEWORKS or m in _GPU_ONLY)
@@ -251,7 +241,7 @@ def _gpu_expectation(path: str, nb: dict[str, Any]) -> tuple[list[str], list[dic
     for index, cell in enumerate(cells if isinstance(cells, list) else []):
         if not isinstance(cell, Mapping) or cell.get("cell_type") != "code":
             continue
-        for lineno, line in enumerate(_cell_source(cell).splitlines(), 1):
+        for lineno, line in enumerate(source_text(cell).splitlines(), 1):
             code = line.strip()
             if not code or code.startswith(("#", "!", "%")):
                 continue

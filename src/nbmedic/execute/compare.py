@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from nbmedic.ansi import strip_ansi
 from nbmedic.findings import Finding, make
 
 MAX_DIFF_LINES = 20
@@ -25,11 +26,6 @@ IMAGE_MIMES: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/w
 
 # --- normalization ------------------------------------------------------------------------------
 
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase line
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: titles, hyperlinks
-    r"|\x1b[@-Z\\-_]"  # other two-character escapes
-)
 _TQDM = re.compile(
     r"\d{1,3}%\|[^|\n]*\|[ \t]*[\d.]+[kMGTPEZY]?/[\d.?]+[kMGTPEZY]?[ \t]*\[[^\]\n]*\]"  # known total
     r"|\b\d+(?:\.\d+)?[kMGTPEZY]?(?:it| ?[A-Za-z]+)? \[\d+(?::\d{2})+, *[^\]\n]*/s\]"  # unknown total
@@ -94,7 +90,7 @@ def normalize(text: str) -> str:
 
     Everything else (numbers, words, blank lines inside the text, leading spaces) is kept exactly.
     """
-    text = _ANSI.sub("", text)
+    text = strip_ansi(text)
     text = _carriage_returns(text)
     text = _TQDM.sub("<progress>", text)
     text = _CPU_TIMES.sub("CPU times: …", text)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import keyword
 import math
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from typing import Any
 import yaml
 
 from nbmedic.errors import UsageError
+from nbmedic.notebook.cells import cell_tags
+from nbmedic.notebook.format import has_ids, ids_of, new_id
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -169,31 +170,8 @@ def render_parameters(params: Mapping[str, Any], comment: str = "Parameters") ->
 
 # --- injection ---------------------------------------------------------------------------------
 
-def _has_tag(cell: object, tag: str) -> bool:
-    if not isinstance(cell, dict):
-        return False
-    meta = cell.get("metadata")
-    tags = meta.get("tags") if isinstance(meta, dict) else None
-    return isinstance(tags, list) and tag in tags
-
-
 def _first_tagged(cells: list[Any], tag: str) -> int:
-    return next((i for i, cell in enumerate(cells) if _has_tag(cell, tag)), -1)
-
-
-def _uses_ids(nb: Mapping[str, Any]) -> bool:
-    major, minor = nb.get("nbformat"), nb.get("nbformat_minor")
-    if type(major) is not int or type(minor) is not int:
-        return False
-    return major > 4 or (major == 4 and minor >= 5)
-
-
-def _new_id(cells: list[Any]) -> str:
-    taken = {c.get("id") for c in cells if isinstance(c, dict)}
-    while True:
-        candidate = uuid.uuid4().hex[:8]  # what nbformat's random_cell_id makes
-        if candidate not in taken:
-            return candidate
+    return next((i for i, cell in enumerate(cells) if tag in cell_tags(cell)), -1)
 
 
 def inject_parameters(nb: Mapping[str, Any], params: Mapping[str, Any], *,
@@ -230,10 +208,10 @@ def inject_parameters(nb: Mapping[str, Any], params: Mapping[str, Any], *,
         "outputs": [],
         "source": source.splitlines(True),
     }
-    if _uses_ids(nb):
+    if has_ids(nb.get("nbformat"), nb.get("nbformat_minor")):
         old = cells[injected] if injected >= 0 else None
         old_id = old.get("id") if isinstance(old, dict) else None
-        new_cell["id"] = old_id if isinstance(old_id, str) and old_id else _new_id(cells)
+        new_cell["id"] = old_id if isinstance(old_id, str) and old_id else new_id(ids_of(cells))
         new_cell = {k: new_cell[k] for k in sorted(new_cell)}
 
     out = dict(nb)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from nbmedic.ansi import strip_ansi
+from nbmedic.config import Config
 from nbmedic.errors import UsageError
 from nbmedic.execute.forensics import DeathFacts, diagnose_death, format_bytes, host_memory_total
 from nbmedic.execute.kernel import DebugLog, Kernel, KernelStartError
@@ -22,28 +24,13 @@ from nbmedic.execute.outputs import DisplayMap, OutputCollector
 from nbmedic.execute.result import CellRecord, RunResult, RunStatus
 from nbmedic.execute.stacks import StackDump, capture_stacks
 from nbmedic.findings import Finding, make
+from nbmedic.notebook.cells import RAISES_TAG, cell_tags, kernel_language_of, kernel_name_of, source_text
+from nbmedic.notebook.record import read_error_findings, read_notebook_file
 
 __all__ = ["run_notebook"]
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-RAISES_TAG = "raises-exception"
 _POLL = 0.05  # seconds between checks of the kernel process and the deadlines
 _STALL_CHECK = 0.5  # seconds between stall checks
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
-def _source(cell: Mapping[str, Any]) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src or "")
-
-
-def _tags(cell: Mapping[str, Any]) -> list[str]:
-    meta = cell.get("metadata")
-    tags = meta.get("tags") if isinstance(meta, dict) else None
-    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
 def _resolve_options(nb: Mapping[str, Any], path: str, options: RunOptions | None,
@@ -57,21 +44,7 @@ def _resolve_options(nb: Mapping[str, Any], path: str, options: RunOptions | Non
 
 
 def _kernel_name(nb: Mapping[str, Any], opts: RunOptions) -> str:
-    from nbmedic.notebook.cells import kernel_name_of
-
-    return opts.kernel_name or kernel_name_of(dict(nb))
-
-
-def _language(nb: Mapping[str, Any]) -> str:
-    """The notebook's kernel language (``kernelspec.language``, then ``language_info.name``)."""
-    meta = nb.get("metadata")
-    if isinstance(meta, dict):
-        for key, field in (("kernelspec", "language"), ("language_info", "name")):
-            block = meta.get(key)
-            value = block.get(field) if isinstance(block, dict) else None
-            if isinstance(value, str) and value:
-                return value
-    return "python"
+    return opts.kernel_name or kernel_name_of(nb)
 
 
 def _error_output(ename: str, message: str) -> dict[str, Any]:
@@ -133,7 +106,7 @@ class _Run:
             if stopped:
                 self._save(cell, record, None)
                 continue
-            if not _source(cell).strip():
+            if not source_text(cell).strip():
                 record.status = "skipped"
                 self._save(cell, record, None)
                 continue
@@ -182,7 +155,7 @@ class _Run:
         if self.monitor is not None:
             self.monitor.set_cell(index)
         started = time.monotonic()
-        msg_id = kernel.execute(_source(cell))
+        msg_id = kernel.execute(source_text(cell))
         cell_deadline = started + self.opts.cell_timeout if self.opts.cell_timeout else None
         reply: dict[str, Any] | None = None
         reply_at = 0.0
@@ -245,7 +218,7 @@ class _Run:
             self._save(cell, record, collector)
         if record.status == "ok" or reply is None:
             return
-        if RAISES_TAG in _tags(cell):
+        if RAISES_TAG in cell_tags(cell):
             return
         ename = str(reply.get("ename", "Error"))
         evalue = str(reply.get("evalue", ""))
@@ -413,36 +386,26 @@ class _Run:
                       "total": collector.kept + collector.dropped}))
 
 
-def _read(path: str) -> tuple[dict[str, Any] | None, Finding | None]:
-    from nbmedic.notebook.io import NotebookReadError, read_notebook
-
-    try:
-        nb, _raw = read_notebook(path)
-    except OSError as exc:
-        return None, make("NB000", path, f"the notebook cannot be read: {exc.strerror or exc}",
-                          evidence={"error": str(exc)})
-    except NotebookReadError as exc:
-        code = "NB002" if exc.kind == "conflict" else "NB001"
-        return None, make(code, path, f"the notebook cannot be run: {exc}", evidence={"error": str(exc)})
-    return nb, None
-
-
 def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None, *,
-                 output: str | os.PathLike[str] | None = None,
+                 nb: dict[str, Any] | None = None, output: str | os.PathLike[str] | None = None,
                  progress: Callable[[int, int], None] | None = None, **overrides: Any) -> RunResult:
     """Execute every code cell of the notebook at ``path`` in a fresh kernel and explain what went wrong.
 
     Options: ``overrides`` (None = not given) > the notebook's ``metadata.nbmedic`` > ``options`` >
-    defaults.  The executed notebook is written to ``output`` (atomically) also when the run fails.
+    defaults.  ``nb`` is the notebook already read from ``path`` (a command reads each file once); it is
+    not modified.  The executed notebook is written to ``output`` (atomically) also when the run fails.
     ``progress(done, total)`` is called as code cells finish (for a progress bar).
     """
     t0 = time.monotonic()
     path_str = os.fspath(path)
     out_str = os.fspath(output) if output is not None else None
-    nb, problem = _read(path_str)
     if nb is None:
-        assert problem is not None
-        return RunResult(path=path_str, status="not-started", findings=[problem], duration=time.monotonic() - t0)
+        file = read_notebook_file(Path(path_str), Config())
+        if file.nb is None:
+            assert file.error is not None
+            return RunResult(path=path_str, status="not-started", findings=read_error_findings(path_str, file.error),
+                             duration=time.monotonic() - t0)
+        nb = file.nb
     try:
         opts = _resolve_options(nb, path_str, options, {k: v for k, v in overrides.items() if v is not None})
     except UsageError as exc:  # this notebook's metadata.nbmedic: a finding, so other notebooks still run
@@ -452,7 +415,7 @@ def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None
     if opts.parameters:
         from nbmedic.execute.params import inject_parameters
 
-        nb = inject_parameters(nb, opts.parameters, language=_language(nb))
+        nb = inject_parameters(nb, opts.parameters, language=kernel_language_of(nb))
     nb = copy.deepcopy(nb)
     kernel_name = _kernel_name(nb, opts)
     cwd = opts.cwd or os.path.dirname(os.path.abspath(path_str))

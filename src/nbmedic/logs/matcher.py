@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+from nbmedic.ansi import strip_ansi
 from nbmedic.findings import Finding, make
 from nbmedic.logs.catalogue import CATALOGUE, Pattern, Signature, render
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 # container runtimes (docker, kubectl --timestamps) put an ISO timestamp before everything
 _OUTER_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?\s+")
 # [I 2026-01-02 10:11:12.345 ServerApp] / [W 12:00:01.123 NotebookApp] / JupyterHub's [I … SingleUserLabApp mixins:547]
@@ -41,7 +41,7 @@ _MAX_EXCERPT = 300
 def clean(line: str) -> tuple[str, datetime | time | None, bool]:
     """The message text of ``line``, its timestamp (a datetime, or a time of day) and whether it starts a record."""
     if "\x1b" in line:
-        line = _ANSI_RE.sub("", line)
+        line = strip_ansi(line)
     line = line.rstrip("\r\n")
     outer = _OUTER_TS_RE.match(line)
     if outer:

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 ReadProblem = Literal[
-    "empty", "bom", "html", "binary", "encoding", "conflict", "truncated", "syntax", "not-object",
+    "empty", "bom", "html", "binary", "encoding", "conflict", "truncated", "syntax", "not-object", "too-large",
 ]
 
 BOM = b"\xef\xbb\xbf"

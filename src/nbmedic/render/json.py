@@ -1,4 +1,8 @@
-"""``--format json``: the public, versioned contract ``{"version": 1, "findings": [...], ...}``."""
+"""``--format json``: the public, versioned contract ``{"version": 1, "findings": [...], ...}``.
+
+Paths appear as the command found them: as named on the command line, or joined to the folder that was
+searched (the text report shows them relative to the working folder instead).
+"""
 
 from __future__ import annotations
 

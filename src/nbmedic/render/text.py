@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from nbmedic.findings import Finding, sort_findings
+from nbmedic.render.paths import display_path
 from nbmedic.units import format_bytes
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -75,20 +76,21 @@ def render_text(
     for path in [*files, *(p for p in by_file if p not in files)]:
         group = by_file.get(path, [])
         note = (notes or {}).get(path)
+        shown = path if path == "(machine)" else display_path(path)
         if not group:
-            console.print(Text.assemble(("✓ ", "green"), (path, "bold"), (f"  {note or 'no problems found'}", "dim")))
+            console.print(Text.assemble(("✓ ", "green"), (shown, "bold"), (f"  {note or 'no problems found'}", "dim")))
             continue
         worst = group[0].severity if group else "info"
         mark = {"error": "✗ ", "warning": "! ", "info": "· "}[worst]
-        console.print(Text.assemble((mark, _STYLE[worst]), (path, "bold"), (f"  {note}" if note else "", "dim")))
+        console.print(Text.assemble((mark, _STYLE[worst]), (shown, "bold"), (f"  {note}" if note else "", "dim")))
         for f in group:
             where = f"cell {f.cell}" if f.cell is not None else "file"
             head = Text.assemble(
                 ("  ", ""), (f"{f.code} ", _STYLE[f.severity]), (f"{f.severity:<7} ", _STYLE[f.severity]),
                 (f"{where}: ", "bold"), (f.message, ""))
             console.print(head)
-            shown = [(k, v) for k, v in f.evidence.items() if v is not None and v != [] and v != {} and v != ""]
-            for key, value in shown[:_MAX_EVIDENCE]:
+            facts = [(k, v) for k, v in f.evidence.items() if v is not None and v != [] and v != {} and v != ""]
+            for key, value in facts[:_MAX_EVIDENCE]:
                 if isinstance(value, str) and "\n" in value.strip():
                     console.print(f"      [dim]{escape(str(key))}:[/dim]")
                     for line in _excerpt(str(key), value):

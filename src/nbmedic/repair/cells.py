@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
-ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
-_BAD_ID_CHARS = re.compile(r"[^a-zA-Z0-9-_]+")
-CURRENT_MINOR = 5
-CELL_TYPES = ("code", "markdown", "raw")
-
-
-def source_text(cell: Any) -> str:
-    """A cell's source as one string, whatever form it is stored in."""
-    source = cell.get("source", "") if isinstance(cell, dict) else ""
-    if isinstance(source, list):
-        return "".join(s if isinstance(s, str) else str(s) for s in source)
-    return source if isinstance(source, str) else str(source)
-
-
-def new_id(taken: set[str]) -> str:
-    """A fresh nbformat-style id (8 hex digits) not in ``taken``; adds it to ``taken``."""
-    while True:
-        candidate = uuid.uuid4().hex[:8]
-        if candidate not in taken:
-            taken.add(candidate)
-            return candidate
-
-
-def valid_id(value: object) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= 64 and ID_RE.match(value) is not None
+from nbmedic.notebook.cells import source_text
+from nbmedic.notebook.format import BAD_ID_CHARS, CELL_TYPES, CURRENT_MINOR, new_id, valid_id
 
 
 def normalize_cells(nb: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -119,7 +94,7 @@ def fix_ids(nb: dict[str, Any]) -> list[str]:
             cell["id"] = new_id(taken)
             continue
         if not valid_id(value):
-            fixed = _BAD_ID_CHARS.sub("-", value)[:64].strip("-") if isinstance(value, str) else ""
+            fixed = BAD_ID_CHARS.sub("-", value)[:64].strip("-") if isinstance(value, str) else ""
             if not fixed or fixed in taken:
                 fixed = new_id(taken)
             taken.add(fixed)

@@ -12,8 +12,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nbmedic.notebook.format import CURRENT_MINOR
 from nbmedic.notebook.io import NotebookReadError, detect_newline, load_bytes
-from nbmedic.repair.cells import CURRENT_MINOR, fix_ids, normalize_cells
+from nbmedic.repair.cells import fix_ids, normalize_cells
 from nbmedic.repair.conflicts import split_conflicts
 from nbmedic.repair.merge import Prefer, merge_notebooks
 from nbmedic.repair.scan import ScanResult, scan

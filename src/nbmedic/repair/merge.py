@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nbmedic.notebook.cells import CONFLICT_TAG
-from nbmedic.repair.cells import new_id, valid_id
+from nbmedic.notebook.format import new_id, valid_id
 from nbmedic.vcs.align import SIMILARITY, Pair, align
 from nbmedic.vcs.align import content_key as _content_key
 

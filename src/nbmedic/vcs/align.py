@@ -14,9 +14,11 @@ unmatched cells, and a long run falls back to a linear, windowed scan.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Sequence
 from typing import Any
+
+from nbmedic.notebook.cells import source_text
+from nbmedic.notebook.format import valid_id
 
 SIMILARITY = 0.6
 _MAX_SIMILARITY_GRID = 2500  # cells x cells of one run of unmatched cells
@@ -24,21 +26,7 @@ _WINDOW = 8  # how far the linear fallback looks ahead for a similar cell
 
 Pair = tuple[int | None, int | None]
 
-__all__ = ["SIMILARITY", "Pair", "align", "content_key", "match", "similar", "source_text", "valid_id"]
-_ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
-
-
-def source_text(cell: Any) -> str:
-    """A cell's source as one string, whatever form it is stored in (as ``repair.cells.source_text``)."""
-    source = cell.get("source", "") if isinstance(cell, dict) else ""
-    if isinstance(source, list):
-        return "".join(s if isinstance(s, str) else str(s) for s in source)
-    return source if isinstance(source, str) else str(source)
-
-
-def valid_id(value: object) -> bool:
-    """A cell id nbformat 4.5 accepts (as ``repair.cells.valid_id``)."""
-    return isinstance(value, str) and 1 <= len(value) <= 64 and _ID_RE.match(value) is not None
+__all__ = ["SIMILARITY", "Pair", "align", "content_key", "match", "similar"]
 
 
 def content_key(cell: Any) -> Hashable:

@@ -14,19 +14,20 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nbmedic.ansi import strip_ansi
+from nbmedic.notebook.cells import source_text
+from nbmedic.notebook.format import valid_id
 from nbmedic.units import format_bytes
-from nbmedic.vcs.align import align, source_text, valid_id
+from nbmedic.vcs.align import align
 
 Kind = Literal["file", "cell", "hunk", "add", "del", "ctx", "info", "change"]
 
 __all__ = ["DiffLine", "Kind", "diff_notebooks", "output_summary", "textconv"]
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TEXT_MIMES = ("text/plain", "text/markdown", "text/latex")
 
 
@@ -104,7 +105,7 @@ def _output_lines(output: Any) -> Iterator[str]:
         yield from _text(output.get("text", "")).splitlines()
     elif kind == "error":
         for line in output.get("traceback") or []:
-            yield from _ANSI_RE.sub("", _text(line)).splitlines()
+            yield from strip_ansi(_text(line)).splitlines()
     else:
         data = output.get("data")
         if isinstance(data, dict):

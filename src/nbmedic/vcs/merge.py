@@ -29,13 +29,13 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nbmedic.notebook.cells import CONFLICT_TAG
-from nbmedic.vcs.align import content_key, match, source_text, valid_id
+from nbmedic.notebook.cells import CONFLICT_TAG, source_text
+from nbmedic.notebook.format import CURRENT_MINOR, valid_id
+from nbmedic.vcs.align import content_key, match
 
 Strategy = Literal["inline", "local", "remote", "union"]
 STRATEGIES: tuple[Strategy, ...] = ("inline", "local", "remote", "union")
 SIDE_TAGS = {"local": "nbmedic-local", "remote": "nbmedic-remote"}
-CURRENT_MINOR = 5
 
 __all__ = [
     "STRATEGIES",
