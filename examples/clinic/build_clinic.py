@@ -93,7 +93,7 @@ def absolute_paths() -> None:
 
 def missing_import() -> None:
     save("missing_import.ipynb", nb([
-        code("%matplotlib inline\nimport json\nimport cudf  # RAPIDS GPU dataframes\n", 1),
+        code("import json\nimport cudf  # RAPIDS GPU dataframes\n", 1),
         code("df = cudf.read_csv('data.csv')", 2),
     ]))
 

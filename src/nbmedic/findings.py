@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from nbmedic.evidence import strict, undeclared
+
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 _SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
@@ -267,8 +269,15 @@ def make(
     fix: str | None = None,
     severity: Severity | None = None,
 ) -> Finding:
-    """Build a Finding whose severity and fix default to the code's registry entry."""
+    """Build a Finding whose severity and fix default to the code's registry entry.
+
+    The evidence keys must be those of the code's layout (``nbmedic.evidence``); with
+    ``NBMEDIC_STRICT_EVIDENCE`` set (the test suite sets it) another key is an error."""
     info = CODES[code]
+    if evidence and strict():
+        extra = undeclared(code, evidence)
+        if extra:
+            raise AssertionError(f"{code}: evidence keys not in its layout (nbmedic/evidence.py): {extra}")
     return Finding(
         code=code,
         severity=severity or info.severity,

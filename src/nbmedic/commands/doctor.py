@@ -32,7 +32,7 @@ def runnable(files: Sequence[NotebookFile], findings: Sequence[Finding]) -> list
     return [file for file in files if file.nb is not None and file.name not in blocked]
 
 
-def _filter_by_owner(found: Sequence[Finding], files: Sequence[NotebookFile]) -> tuple[list[Finding], int]:
+def filter_by_owner(found: Sequence[Finding], files: Sequence[NotebookFile]) -> tuple[list[Finding], int]:
     """Each finding under the configuration of the notebook it is about; a finding about a kernel or the
     machine is kept when some notebook's configuration wants it (strict if one of those is strict)."""
     by_name = {file.name: file.config for file in files}
@@ -60,7 +60,7 @@ def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool 
     if launch_kernels:
         found.extend(probes.ipython_findings(names, cwd=str(files[0].path.parent if files else Path.cwd())))
     found.extend(probes.resource_findings(notebooks, memory_limit=memory_limit))
-    return _filter_by_owner(found, files)
+    return filter_by_owner(found, files)
 
 
 def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile],

@@ -1,4 +1,8 @@
-"""The readable terminal report: grouped by file, one block per finding (rich; colour only on a TTY)."""
+"""The readable terminal report: grouped by file, one block per finding (rich; colour only on a TTY).
+
+Evidence values are formatted by the unit their code's layout declares (``nbmedic.evidence``), in the
+layout's order; paths are shown relative to the working folder (``render.paths.display_path``).
+"""
 
 from __future__ import annotations
 
@@ -8,46 +12,109 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
+from nbmedic.evidence import UnitSpec, layout
 from nbmedic.findings import Finding, sort_findings
 from nbmedic.render.paths import display_path
 from nbmedic.units import format_bytes
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+_MARK = {"error": "✗ ", "warning": "! ", "info": "· "}
 _MAX_EVIDENCE = 6
 _MAX_VALUE = 160
+_MAX_ITEMS = 8
+_MAX_LINES = 8
+_RULE_RE = re.compile(r"^-{20,}$")
+MACHINE = "(machine)"  # the header of findings about no file
 
 
-_SIZE_KEY_RE = re.compile(r"rss|limit|bytes|size|memory|growth|kept|dropped|total|usage|output")
+def _seconds(value: float) -> str:
+    """``0.397 s``, ``3.004 s``, ``120 s``, ``1,200 s``."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f} s"
+    text = f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return text.rstrip("0").rstrip(".") + " s"
 
 
-def _short(value: Any, key: str = "") -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1024 and _SIZE_KEY_RE.search(key):
-        return format_bytes(value)
-    if isinstance(value, (list, tuple)):
-        items = [_short(v, key) for v in value[:8]]
-        text = ", ".join(items) + (f", … ({len(value)} in all)" if len(value) > 8 else "")
-    elif isinstance(value, Mapping):
-        text = ", ".join(f"{k}={_short(v, str(k))}" for k, v in list(value.items())[:6])
+def _scalar(value: Any, unit: str) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if unit == "bytes":
+            return format_bytes(value)
+        if unit == "seconds":
+            return _seconds(value)
+        if unit == "fraction":
+            return f"{value * 100:.1f} %"
+        if unit in ("count", "lines"):
+            text = f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+            return f"{text} lines" if unit == "lines" else text
+    return str(value)
+
+
+def format_value(value: Any, unit: UnitSpec = "text") -> str:
+    """One evidence value as a line of text, by its unit (lists and mappings item by item)."""
+    if isinstance(value, Mapping):
+        parts = [f"{k}={format_value(v, unit.get(str(k), 'text') if isinstance(unit, Mapping) else unit)}"
+                 for k, v in list(value.items())[:_MAX_ITEMS] if v is not None]
+        text = ", ".join(parts)
+    elif isinstance(value, (list, tuple)):
+        items = [format_value(v, unit) for v in value[:_MAX_ITEMS]]
+        sep = "; " if any(isinstance(v, Mapping) for v in value) else ", "
+        text = sep.join(items) + (f"{sep}… ({len(value)} in all)" if len(value) > _MAX_ITEMS else "")
     else:
-        text = str(value)
+        text = _scalar(value, unit if isinstance(unit, str) else "text")
     text = text.replace("\n", "⏎ ")
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
 
 
-_MAX_LINES = 8
-_RULE_RE = re.compile(r"^-{20,}$")
-
-
-def _excerpt(key: str, text: str) -> list[str]:
-    """The useful lines of a multi-line value: a stack's innermost frames come first ("most recent call
-    first"), a traceback's or a log's last lines matter most."""
+def excerpt(text: str, unit: UnitSpec) -> list[str]:
+    """The useful lines of a multi-line value: a stack's first lines (innermost frame first), the last
+    lines of anything else (a traceback's or a log's end matters most)."""
     lines = [line.rstrip() for line in text.strip("\n").splitlines() if line.strip() and not _RULE_RE.match(line)]
     lines = [line if len(line) <= _MAX_VALUE else line[: _MAX_VALUE - 1] + "…" for line in lines]
     if len(lines) <= _MAX_LINES:
         return lines
-    if "stack" in key:
+    if unit == "stack":
         return [*lines[:_MAX_LINES], "…"]
     return ["…", *lines[-_MAX_LINES:]]
+
+
+def evidence_lines(finding: Finding) -> list[tuple[str, str | list[str]]]:
+    """(key, one-line value or excerpt lines) for the evidence the report shows, in layout order."""
+    declared = layout(finding.code)
+    keys = [k for k in declared if k in finding.evidence] + [k for k in finding.evidence if k not in declared]
+    out: list[tuple[str, str | list[str]]] = []
+    for key in keys:
+        value = finding.evidence[key]
+        if value is None or value == [] or value == {} or value == "":
+            continue
+        unit = declared.get(key, "text")
+        if isinstance(value, str) and "\n" in value.strip():
+            out.append((key, excerpt(value, unit)))
+        else:
+            out.append((key, format_value(value, unit)))
+        if len(out) == _MAX_EVIDENCE:
+            break
+    return out
+
+
+def _print_finding(console: Any, f: Finding) -> None:
+    from rich.markup import escape
+    from rich.text import Text
+
+    where = f"cell {f.cell}" if f.cell is not None else "file"
+    console.print(Text.assemble(
+        ("  ", ""), (f"{f.code} ", _STYLE[f.severity]), (f"{f.severity:<7} ", _STYLE[f.severity]),
+        (f"{where}: ", "bold"), (f.message, "")))
+    for key, value in evidence_lines(f):
+        if isinstance(value, list):
+            console.print(f"      [dim]{escape(key)}:[/dim]")
+            for line in value:
+                console.print(f"        {escape(line)}", style="dim" if line == "…" else None)
+        else:
+            console.print(f"      [dim]{escape(key)}:[/dim] {escape(value)}")
+    if f.fix:
+        console.print(f"      [green]fix:[/green] {escape(f.fix)}")
 
 
 def render_text(
@@ -63,7 +130,6 @@ def render_text(
 ) -> None:
     """Print the report: ``notes`` adds a line of facts to a file's header (e.g. how its run went)."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.text import Text
 
     out = stream or sys.stdout
@@ -72,33 +138,19 @@ def render_text(
     ordered = sort_findings(f for f in findings if show_info or f.severity != "info")
     if title:
         console.print(Text(title, style="bold"))
-    by_file = {k: list(g) for k, g in itertools.groupby(ordered, key=lambda f: f.path or "(machine)")}
+    by_file = {k: list(g) for k, g in itertools.groupby(ordered, key=lambda f: f.path or MACHINE)}
     for path in [*files, *(p for p in by_file if p not in files)]:
         group = by_file.get(path, [])
         note = (notes or {}).get(path)
-        shown = path if path == "(machine)" else display_path(path)
+        shown = path if path == MACHINE else display_path(path)
         if not group:
             console.print(Text.assemble(("✓ ", "green"), (shown, "bold"), (f"  {note or 'no problems found'}", "dim")))
             continue
-        worst = group[0].severity if group else "info"
-        mark = {"error": "✗ ", "warning": "! ", "info": "· "}[worst]
-        console.print(Text.assemble((mark, _STYLE[worst]), (shown, "bold"), (f"  {note}" if note else "", "dim")))
+        worst = group[0].severity
+        console.print(Text.assemble((_MARK[worst], _STYLE[worst]), (shown, "bold"),
+                                    (f"  {note}" if note else "", "dim")))
         for f in group:
-            where = f"cell {f.cell}" if f.cell is not None else "file"
-            head = Text.assemble(
-                ("  ", ""), (f"{f.code} ", _STYLE[f.severity]), (f"{f.severity:<7} ", _STYLE[f.severity]),
-                (f"{where}: ", "bold"), (f.message, ""))
-            console.print(head)
-            facts = [(k, v) for k, v in f.evidence.items() if v is not None and v != [] and v != {} and v != ""]
-            for key, value in facts[:_MAX_EVIDENCE]:
-                if isinstance(value, str) and "\n" in value.strip():
-                    console.print(f"      [dim]{escape(str(key))}:[/dim]")
-                    for line in _excerpt(str(key), value):
-                        console.print(f"        {escape(line)}", style="dim" if line == "…" else None)
-                    continue
-                console.print(f"      [dim]{escape(str(key))}:[/dim] {escape(_short(value, str(key)))}")
-            if f.fix:
-                console.print(f"      [green]fix:[/green] {escape(f.fix)}")
+            _print_finding(console, f)
     counts = {s: sum(1 for f in ordered if f.severity == s) for s in ("error", "warning", "info")}
     n = len(files)
     tail = (f"{n} {noun}{'s' if n != 1 else ''} {summary or 'checked'}: {counts['error']} error(s), "
