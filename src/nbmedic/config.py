@@ -9,38 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from nbmedic.errors import UsageError
+from nbmedic.findings import code_matches
+from nbmedic.units import MiB, parse_size
+
+__all__ = ["Config", "ConfigResolver", "MiB", "config_from_mapping", "find_pyproject", "load_config", "parse_size",
+           "split_codes"]
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-MiB = 1024 * 1024
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB, "mib": MiB,
-               "g": 1024 * MiB, "gb": 1024 * MiB, "gib": 1024 * MiB}
-
-
-def parse_size(value: object, *, what: str = "size") -> int:
-    """``10M``, ``512KiB``, ``2G`` or a plain number of bytes."""
-    if isinstance(value, bool):
-        raise UsageError(f"{what}: expected a size such as 10M, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise UsageError(f"{what}: size must not be negative")
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        number = text.rstrip("kmgib")
-        unit = text[len(number):]
-        try:
-            amount = float(number)
-        except ValueError:
-            amount = -1.0
-        if unit in _SIZE_UNITS and amount >= 0:
-            return int(amount * _SIZE_UNITS[unit])
-    raise UsageError(f"{what}: expected a size such as 10M or 512K, got {value!r}")
-
 
 @dataclass(frozen=True)
 class Config:
@@ -57,8 +35,6 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def wants(self, code: str) -> bool:
-        from nbmedic.findings import code_matches
-
         if self.select and not code_matches(code, self.select):
             return False
         return not code_matches(code, self.ignore)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_args, static_findings
 from nbmedic.commands.run import base_options, cli_overrides, jobs_from_args
-from nbmedic.config import Config, parse_size
+from nbmedic.config import Config
 from nbmedic.envs import probes
 from nbmedic.execute.batch import RunJob, execute, run_note
 from nbmedic.findings import Finding, exit_code
 from nbmedic.notebook.record import NotebookFile
+from nbmedic.units import parse_size
 
 # Sane limits for an unattended diagnosis; a notebook's metadata.nbmedic or pyproject can change them.
 DOCTOR_DEFAULTS = {"cell_timeout": 120.0, "timeout": 600.0, "stall_after": 30.0}

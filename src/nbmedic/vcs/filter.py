@@ -32,10 +32,16 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-if TYPE_CHECKING:
-    from nbmedic.vcs.strip import StripOptions
+from nbmedic.errors import NbmedicError
+from nbmedic.notebook.io import NotebookReadError
+from nbmedic.vcs.strip import StripOptions, options_from_config, strip_bytes
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = [
     "MAX_PAYLOAD",
@@ -237,17 +243,9 @@ class FilterServer:
 
 def _strip_options(root: Path, warn: Callable[[str], None]) -> StripOptions | None:
     """``[tool.nbmedic.strip]`` of ``root/pyproject.toml``; ``None`` (after a warning) when it is unusable."""
-    from nbmedic.vcs.strip import StripOptions, options_from_config
-
     path = root / "pyproject.toml"
     if not path.is_file():
         return StripOptions()
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    from nbmedic.errors import NbmedicError
-
     try:
         with path.open("rb") as fh:
             doc = tomllib.load(fh)
@@ -267,7 +265,7 @@ def _strip_options(root: Path, warn: Callable[[str], None]) -> StripOptions | No
 class _Cleaner:
     """The ``clean`` handler: strip notebooks, pass anything else through with a one-line warning.
 
-    The stripper and the options are loaded on the first call, once per process.
+    The options are read on the first call, once per process.
     """
 
     def __init__(self, root: Path, stderr: IO[str] | None) -> None:
@@ -281,9 +279,6 @@ class _Cleaner:
         self.stderr.flush()
 
     def __call__(self, data: bytes, pathname: str) -> bytes:
-        from nbmedic.notebook.io import NotebookReadError
-        from nbmedic.vcs.strip import strip_bytes
-
         if not self.loaded:
             self.opts = _strip_options(self.root, self.warn)
             self.loaded = True

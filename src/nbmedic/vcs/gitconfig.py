@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from nbmedic.errors import NbmedicError, UsageError
+from nbmedic.notebook.io import atomic_write_bytes
 
 __all__ = [
     "ATTRIBUTE_PATTERN",
@@ -201,8 +202,6 @@ def update_attributes(path: Path, line: str | None) -> bool:
         path.unlink()
         return True
     path.parent.mkdir(parents=True, exist_ok=True)
-    from nbmedic.notebook.io import atomic_write_bytes
-
     atomic_write_bytes(path, new.encode("utf-8", "surrogateescape"))
     return True
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from nbmedic.errors import UsageError
 from nbmedic.notebook.io import NotebookReadError, detect_newline, dumps, encode_text, load_bytes
+from nbmedic.units import parse_size
 
 __all__ = [
     "DEFAULT_EXTRA_KEYS",
@@ -351,8 +352,6 @@ def options_from_config(table: Mapping[str, Any], *, where: str) -> StripOptions
         elif key in _KEY_LIST_KEYS:
             values[key] = parse_keys(value, what=what)
         elif key in ("max_output_size", "max_size"):
-            from nbmedic.config import parse_size
-
             values["max_output_size"] = parse_size(value, what=what)
         else:
             known = ", ".join(k.replace("_", "-") for k in (*_BOOL_KEYS, *_KEY_LIST_KEYS, "max_output_size"))
