@@ -216,6 +216,7 @@ def check_spec(spec: SpecInfo, *, startup_timeout: float = 30.0, launch: bool = 
 
 def _launch(report: KernelReport, startup_timeout: float) -> None:
     from nbmedic.execute.kernel import Kernel, KernelStartError
+    from nbmedic.execute.startup import diagnose_start
 
     spec = report.spec
     cwd = tempfile.mkdtemp(prefix="nbmedic-kernels-")
@@ -224,12 +225,13 @@ def _launch(report: KernelReport, startup_timeout: float) -> None:
         kernel.start(startup_timeout)
     except KernelStartError as exc:
         report.status = "failed"
-        evidence = dict(exc.finding.evidence)
+        started = diagnose_start(exc.facts)
+        evidence = {k: v for k, v in started.evidence.items() if v is not None}
         evidence.setdefault("stderr_tail", kernel.stderr_tail())
         evidence["startup_timeout"] = startup_timeout
         evidence["resource_dir"] = spec.resource_dir
         report.findings.append(make("EN202", spec.resource_dir or None,
-                                    f"the kernel {spec.name!r} did not reach kernel_info: {exc.finding.message}",
+                                    f"the kernel {spec.name!r} did not reach kernel_info: {started.message}",
                                     evidence=evidence))
         return
     finally:

@@ -15,13 +15,14 @@ with made-up facts.  Classification, first match wins:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbmedic.execute.kernel import signal_name
+import psutil  # type: ignore[import-untyped,unused-ignore]
+
 from nbmedic.execute.result import CgroupInfo, Sample
+from nbmedic.execute.signals import signal_name
 from nbmedic.execute.stacks import StackDump, crash_dump
 from nbmedic.findings import Finding, make
 from nbmedic.units import format_bytes
@@ -37,16 +38,10 @@ NEAR_LIMIT = 0.85  # peak RSS at or above this share of a limit counts as "near 
 
 
 def host_memory_total() -> int | None:
+    """The machine's RAM in bytes (psutil); None when unknown."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
+        return int(psutil.virtual_memory().total)
+    except (OSError, RuntimeError, psutil.Error):
         return None
 
 
@@ -156,27 +151,44 @@ def _stack_summary(dump: StackDump) -> tuple[str, str | None, dict[str, Any]]:
     return "\n".join(lines), where, evidence
 
 
-def diagnose_death(facts: DeathFacts) -> Finding:
-    code = facts.returncode
-    sig = signal_name(code)
-    where = _where(facts)
-    cg_oom = _delta(facts.cgroup_before.oom_kills if facts.cgroup_before else None,
-                    facts.cgroup_after.oom_kills if facts.cgroup_after else None)
-    host_oom = _delta(facts.host_oom_before, facts.host_oom_after)
+@dataclass(frozen=True)
+class _Signs:
+    """What the facts say, computed once for every branch of the diagnosis."""
+
+    sig: str | None
+    where: str
+    cg_oom: int | None
+    host_oom: int | None
+    peak: int
+    limits: list[tuple[str, int]]
+    near: list[tuple[str, int]]  # the limits the memory was near at the end
+    growth: str  # "; memory grew most in cell 3 (+1.0 GiB)" or ""
+
+
+def _signs(facts: DeathFacts) -> _Signs:
     recent_peak = max([s.rss for s in facts.recent] or [0])
     peak = max(facts.peak_rss, recent_peak, facts.killed_for_memory.rss if facts.killed_for_memory else 0)
     limits = _limits(facts)
     level = recent_peak if facts.recent else peak  # memory at the end, not long ago
-    near = [(name, lim) for name, lim in limits if level >= NEAR_LIMIT * lim]
+    top = [f"cell {c} (+{format_bytes(g)})" for c, g in facts.cell_growth[:3] if g > 0]
+    return _Signs(
+        sig=signal_name(facts.returncode), where=_where(facts),
+        cg_oom=_delta(facts.cgroup_before.oom_kills if facts.cgroup_before else None,
+                      facts.cgroup_after.oom_kills if facts.cgroup_after else None),
+        host_oom=_delta(facts.host_oom_before, facts.host_oom_after), peak=peak, limits=limits,
+        near=[(name, lim) for name, lim in limits if level >= NEAR_LIMIT * lim],
+        growth="; memory grew most in " + ", ".join(top) if top else "")
 
+
+def _evidence(facts: DeathFacts, signs: _Signs) -> dict[str, Any]:
     evidence: dict[str, Any] = {
-        "exit_code": code,
-        "signal": sig,
+        "exit_code": facts.returncode,
+        "signal": signs.sig,
         "pid": facts.pid,
-        "peak_rss": peak,
-        "limits": {name: lim for name, lim in limits},
-        "cgroup_oom_kills": cg_oom,
-        "host_oom_kills": host_oom,
+        "peak_rss": signs.peak,
+        "limits": {name: lim for name, lim in signs.limits},
+        "cgroup_oom_kills": signs.cg_oom,
+        "host_oom_kills": signs.host_oom,
         "killed_by_watchdog": facts.killed_for_memory is not None,
         "rss_trend": _trend(facts.recent),
         "stderr_tail": facts.stderr_tail[-3000:],
@@ -191,66 +203,82 @@ def diagnose_death(facts: DeathFacts) -> Finding:
     if facts.killed_by_us:
         evidence["killed_by_nbmedic"] = True
     evidence.update(facts.extra)
+    return evidence
+
+
+def _memory(facts: DeathFacts, signs: _Signs, evidence: dict[str, Any]) -> Finding | None:
+    """RN101 when the kernel was killed for memory (by our watchdog, the OOM killer, a SIGKILL near a limit)."""
     kw: dict[str, Any] = {"cell": facts.cell, "cell_id": facts.cell_id}
-
-    growth = ""
-    if facts.cell_growth:
-        top = [f"cell {c} (+{format_bytes(g)})" for c, g in facts.cell_growth[:3] if g > 0]
-        if top:
-            growth = "; memory grew most in " + ", ".join(top)
-
-    # 1. memory
+    code, sig, where = facts.returncode, signs.sig, signs.where
     if facts.killed_for_memory is not None:
         limit = facts.memory_limit
         evidence["limit"] = limit
         msg = (f"the kernel was killed for memory {where}: its processes used "
                f"{format_bytes(facts.killed_for_memory.rss)}, over the --memory-limit of "
-               f"{format_bytes(limit or 0)}{growth}")
+               f"{format_bytes(limit or 0)}{signs.growth}")
         return make("RN101", facts.path, msg, evidence=_front(evidence, *_MEMORY_KEYS), **kw)
-    if sig == "SIGKILL" and not facts.killed_by_us and (cg_oom or host_oom or near):
-        if cg_oom:
+    if sig == "SIGKILL" and not facts.killed_by_us and (signs.cg_oom or signs.host_oom or signs.near):
+        if signs.cg_oom:
             why = "the OOM killer (the cgroup's oom_kill counter went up)"
-        elif host_oom:
+        elif signs.host_oom:
             why = "the OOM killer (the host's oom_kill counter went up)"
         else:
-            why = f"SIGKILL with its memory near {near[0][0]}"
-        lim = near[0] if near else (limits[0] if limits else None)
+            why = f"SIGKILL with its memory near {signs.near[0][0]}"
+        lim = signs.near[0] if signs.near else (signs.limits[0] if signs.limits else None)
         evidence["limit"] = lim[1] if lim else None
-        size = f": peak RSS {format_bytes(peak)}" + (f" of the {format_bytes(lim[1])} limit ({lim[0]})" if lim else "")
-        msg = f"the kernel was killed for memory by {why} {where}{size}{growth}"
+        size = f": peak RSS {format_bytes(signs.peak)}" + (
+            f" of the {format_bytes(lim[1])} limit ({lim[0]})" if lim else "")
+        msg = f"the kernel was killed for memory by {why} {where}{size}{signs.growth}"
         return make("RN101", facts.path, msg, evidence=_front(evidence, *_MEMORY_KEYS), **kw)
-    if (cg_oom or host_oom) and code is not None and code < 0 and sig not in CRASH_SIGNALS:
+    if (signs.cg_oom or signs.host_oom) and code is not None and code < 0 and sig not in CRASH_SIGNALS:
         msg = f"the kernel was killed by {sig} {where} and the OOM killer was active (oom_kill counter went up)"
         return make("RN101", facts.path, msg, evidence=evidence, **kw)
+    return None
 
-    # 2. native crash
-    if sig in CRASH_SIGNALS:
-        error_line, dump = _crash_stack(facts.faulthandler_text or facts.stderr_tail)
-        detail = ""
-        if dump is not None and dump.threads:
-            stack, at, extra = _stack_summary(dump)
-            evidence["stack"] = stack
-            evidence["fatal_error"] = error_line
-            evidence.update(extra)
-            if at:
-                detail = f", {at}"
-        msg = f"the kernel was killed by {sig} ({CRASH_SIGNALS[sig]}) {where}{detail}"
-        return make("RN102", facts.path, msg, evidence=_front(
-            evidence, "signal", "fatal_error", "crash_function", "cell_line", "cell_function", "stack"), **kw)
 
-    # 3. it exited by itself
+def _crash(facts: DeathFacts, signs: _Signs, evidence: dict[str, Any]) -> Finding:
+    """RN102: a fatal signal, with the stack faulthandler wrote as the process went down."""
+    sig = signs.sig or ""
+    error_line, dump = _crash_stack(facts.faulthandler_text or facts.stderr_tail)
+    detail = ""
+    if dump is not None and dump.threads:
+        stack, at, extra = _stack_summary(dump)
+        evidence["stack"] = stack
+        evidence["fatal_error"] = error_line
+        evidence.update(extra)
+        if at:
+            detail = f", {at}"
+    msg = f"the kernel was killed by {sig} ({CRASH_SIGNALS[sig]}) {signs.where}{detail}"
+    return make("RN102", facts.path, msg, cell=facts.cell, cell_id=facts.cell_id, evidence=_front(
+        evidence, "signal", "fatal_error", "crash_function", "cell_line", "cell_function", "stack"))
+
+
+def _other(facts: DeathFacts, signs: _Signs, evidence: dict[str, Any]) -> Finding:
+    """RN103 for an exit of its own, else RN100."""
+    code, where = facts.returncode, signs.where
+    kw: dict[str, Any] = {"cell": facts.cell, "cell_id": facts.cell_id}
     if code is not None and code >= 0:
         msg = f"the kernel process exited by itself with code {code} {where}"
         if code == 0:
             msg += " (sys.exit or os._exit(0) in the notebook, or a library that exits the process)"
         return make("RN103", facts.path, msg, evidence=evidence, **kw)
-
-    # 4. unknown
     if facts.killed_by_us:
         msg = f"the kernel was killed by nbmedic {where} after it ignored an interrupt"
-    elif sig:
-        msg = (f"the kernel was killed by {sig} {where}; no sign of memory pressure or a crash was found, "
+    elif signs.sig:
+        msg = (f"the kernel was killed by {signs.sig} {where}; no sign of memory pressure or a crash was found, "
                "so something outside the notebook probably sent that signal")
     else:
         msg = f"the kernel died {where} and its exit status is unknown"
     return make("RN100", facts.path, msg, evidence=evidence, **kw)
+
+
+def diagnose_death(facts: DeathFacts) -> Finding:
+    """The one finding that explains the death: memory, then a native crash, then an exit, then unknown."""
+    signs = _signs(facts)
+    evidence = _evidence(facts, signs)
+    memory = _memory(facts, signs, evidence)
+    if memory is not None:
+        return memory
+    if signs.sig in CRASH_SIGNALS:
+        return _crash(facts, signs, evidence)
+    return _other(facts, signs, evidence)

@@ -29,21 +29,13 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import IO, Any, TypeVar
 
-from nbmedic.findings import Finding, make
+from nbmedic.execute.startup import KernelStartError, StartFacts, StartFailure
 
 __all__ = ["DebugLog", "Kernel", "KernelStartError"]
 
 T = TypeVar("T")
 
 _CHANNELS = ("shell", "iopub", "stdin")
-
-
-class KernelStartError(Exception):
-    """The kernel could not be started; ``finding`` (RN140/RN141) says why."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.message)
-        self.finding = finding
 
 
 class DebugLog:
@@ -100,6 +92,10 @@ def _installed_kernels() -> dict[str, str]:
         return {}
 
 
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _is_ipykernel(argv: list[str], language: str) -> bool:
     joined = " ".join(argv)
     return language.lower() == "python" and ("ipykernel" in joined)
@@ -133,6 +129,8 @@ class Kernel:
         self._closed = False
         self.killed_by_us = False
         self.info: dict[str, Any] | None = None  # the kernel_info reply's content
+        self._startup_timeout: float | None = None
+        self._launched_at: float | None = None  # time.monotonic() when the launch began
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -141,36 +139,45 @@ class Kernel:
             return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
         return self._loop.run_until_complete(asyncio.ensure_future(coro, loop=self._loop))
 
-    def _fail(self, message: str, fix: str | None = None, **evidence: Any) -> KernelStartError:
-        evidence.setdefault("kernel", self.kernel_name)
-        if self.argv:
-            evidence.setdefault("argv", self.argv)
-        return KernelStartError(make("RN140", self.path, message, evidence=evidence, fix=fix))
+    def _failed(self, failure: StartFailure, **facts: Any) -> KernelStartError:
+        """The exception for a failed start, with every fact known now."""
+        elapsed = time.monotonic() - self._launched_at if self._launched_at is not None else None
+        return KernelStartError(StartFacts(
+            kernel=self.kernel_name, failure=failure, path=self.path, argv=tuple(self.argv),
+            startup_timeout=self._startup_timeout, elapsed=elapsed, pid=self.pid, stderr_tail=self.stderr_tail(),
+            **facts))
 
     def start(self, startup_timeout: float) -> None:
-        """Launch the kernel and wait for its ``kernel_info`` reply; KernelStartError on failure."""
-        import zmq
-        from jupyter_client.blocking.client import BlockingKernelClient
-        from jupyter_client.kernelspec import NoSuchKernel
+        """Launch the kernel and wait for its ``kernel_info`` reply; KernelStartError (the facts) on failure."""
         from jupyter_client.manager import AsyncKernelManager
 
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        self._startup_timeout = startup_timeout
+        km = self._km = AsyncKernelManager(kernel_name=self.kernel_name)
         if sys.platform.startswith("linux"):
             km.transport = "ipc"
             km.ip = os.path.join(self.tmpdir, "kernel")
         km.connection_file = os.path.join(self.tmpdir, "kernel.json")
         km.shutdown_wait_time = 2.0
-        self._km = km
+        spec = self._spec(km)
+        env, extra = self._launch_settings(km, spec)
+        self._launch(km, env, extra, startup_timeout, getattr(spec, "resource_dir", None))
+        self._connect(km)
+        assert self._launched_at is not None
+        self._wait_ready(self._launched_at, startup_timeout)
+
+    def _spec(self, km: Any) -> Any:
+        from jupyter_client.kernelspec import NoSuchKernel
+
         try:
             spec = km.kernel_spec
         except NoSuchKernel:
-            installed = _installed_kernels()
-            raise self._fail(
-                f"no kernel named {self.kernel_name!r} is installed here"
-                + (f" (installed: {', '.join(sorted(installed))})" if installed else " (none is installed)"),
-                installed=installed) from None
+            raise self._failed("no-such-kernel", installed=_installed_kernels()) from None
         self.language = str(getattr(spec, "language", "") or "")
         self.argv = list(km.format_kernel_cmd())
+        return spec
+
+    def _launch_settings(self, km: Any, spec: Any) -> tuple[dict[str, str], list[str]]:
+        """The kernel's environment and extra arguments (faulthandler to our file for ipykernel)."""
         env = dict(os.environ)
         env.update(self.extra_env)
         extra: list[str] = []
@@ -180,27 +187,24 @@ class Kernel:
             env["PYTHONFAULTHANDLER"] = "1"  # crashes during start-up, before exec_lines run
             extra = ["--IPKernelApp.exec_lines=" + json.dumps(faulthandler_lines(self.faulthandler_path))]
             self.argv = list(km.format_kernel_cmd(extra_arguments=extra))
-        started = time.monotonic()
+        return env, extra
+
+    def _launch(self, km: Any, env: dict[str, str], extra: list[str], startup_timeout: float,
+                resource_dir: str | None) -> None:
+        """Start the process, its output going to our log file; remember its pid and process group."""
+        self._launched_at = time.monotonic()
         try:
             with open(self.stderr_path, "ab") as log:
                 self._run(km.start_kernel(extra_arguments=extra, env=env, cwd=self.cwd,
                                           stdout=log, stderr=log, stdin=None), startup_timeout)
         except FileNotFoundError as exc:
             missing = exc.filename or (self.argv[0] if self.argv else "?")
-            raise self._fail(
-                f"the kernel {self.kernel_name!r} cannot start: its program {missing} does not exist "
-                "(the kernelspec points to a deleted or moved environment)", missing=str(missing),
-                error=str(exc), kernelspec=getattr(spec, "resource_dir", None)) from None
-        except PermissionError as exc:
-            raise self._fail(f"the kernel {self.kernel_name!r} cannot start: {exc}", error=str(exc)) from None
+            raise self._failed("program-missing", missing=str(missing), error=_error_text(exc),
+                               kernelspec=resource_dir) from None
         except asyncio.TimeoutError:
-            raise KernelStartError(make(
-                "RN141", self.path, f"the kernel {self.kernel_name!r} did not start within {startup_timeout:g} s",
-                evidence={"kernel": self.kernel_name, "argv": self.argv, "startup_timeout": startup_timeout,
-                          "stderr_tail": self.stderr_tail()})) from None
-        except Exception as exc:  # jupyter_client raises RuntimeError & co. for broken specs
-            raise self._fail(f"the kernel {self.kernel_name!r} cannot start: {exc}",
-                             error=f"{type(exc).__name__}: {exc}") from None
+            raise self._failed("launch-timeout") from None
+        except Exception as exc:  # PermissionError; jupyter_client raises RuntimeError & co. for broken specs
+            raise self._failed("launch-error", error=_error_text(exc), kernelspec=resource_dir) from None
         self._process = getattr(km.provisioner, "process", None)
         self.pid = getattr(self._process, "pid", None)
         if self.pid is not None:
@@ -210,6 +214,11 @@ class Kernel:
                 self.pgid = None
         if self.debug:
             self.debug.event("kernel-started", argv=self.argv, pid=self.pid)
+
+    def _connect(self, km: Any) -> None:
+        """A client on a private ZMQ context, its shell, iopub and stdin sockets in one poller."""
+        import zmq
+        from jupyter_client.blocking.client import BlockingKernelClient
 
         self._ctx = zmq.Context()
         # the client connects before the kernel has bound its ipc sockets; zmq's default 100 ms
@@ -224,7 +233,6 @@ class Kernel:
             sock = getattr(kc, f"{name}_channel").socket
             self._sockets[sock] = name
             self._poller.register(sock, zmq.POLLIN)
-        self._wait_ready(started, startup_timeout)
 
     def _wait_ready(self, started: float, startup_timeout: float) -> None:
         """kernel_info until a reply on shell *and* a message on iopub (the subscription is live)."""
@@ -234,14 +242,10 @@ class Kernel:
         while not (replied and iopub_seen):
             code = self.returncode()
             if code is not None:
-                raise self._died_at_start(code)
+                raise self._failed("exited", exit_code=code)
             now = time.monotonic()
             if now >= deadline:
-                raise KernelStartError(make(
-                    "RN141", self.path,
-                    f"the kernel {self.kernel_name!r} did not answer within {startup_timeout:g} s of starting",
-                    evidence={"kernel": self.kernel_name, "argv": self.argv, "startup_timeout": startup_timeout,
-                              "pid": self.pid, "stderr_tail": self.stderr_tail()}))
+                raise self._failed("no-reply")
             if not replied and now - sent_at > 1.0:
                 self.send("shell", "kernel_info_request", {})
                 sent_at = now
@@ -251,21 +255,6 @@ class Kernel:
                     self.info = msg.get("content")
                 elif channel == "iopub":
                     iopub_seen = True
-
-    def _died_at_start(self, code: int) -> KernelStartError:
-        tail = self.stderr_tail()
-        lines = [ln for ln in tail.splitlines() if ln.strip()]
-        last = lines[-1].strip() if lines else ""
-        evidence: dict[str, Any] = {"exit_code": code, "signal": signal_name(code), "stderr_tail": tail, "pid": self.pid}
-        if "No module named ipykernel_launcher" in tail or "No module named ipykernel" in tail:
-            exe = self.argv[0] if self.argv else "python"
-            return self._fail(
-                f"the kernel {self.kernel_name!r} exited at start-up: its interpreter {exe} has no ipykernel "
-                "(\"No module named ipykernel_launcher\")", **evidence,
-                fix=f"`{exe} -m pip install ipykernel`, or re-register the kernel from an environment that has it")
-        how = f"with code {code}" if code >= 0 else f"on {signal_name(code)}"
-        return self._fail(f"the kernel {self.kernel_name!r} exited {how} during start-up"
-                          + (f": {last}" if last else ""), **evidence)
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -435,12 +424,3 @@ class Kernel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-_SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
-
-
-def signal_name(code: int | None) -> str | None:
-    """``SIGKILL`` for a return code of -9; None for a normal exit code."""
-    if code is None or code >= 0:
-        return None
-    return _SIGNAL_NAMES.get(-code, f"signal {-code}")
