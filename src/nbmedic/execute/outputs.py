@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from nbmedic.units import format_bytes
+
 __all__ = ["DisplayMap", "OutputCollector", "process_control_chars", "truncation_marker"]
 
 _RGX_CARRIAGERETURN = re.compile(r".*\r(?=[^\n])")
@@ -47,8 +49,6 @@ def _size(out: dict[str, Any]) -> int:
 
 
 def truncation_marker(limit: int, dropped: int) -> str:
-    from nbmedic.execute.forensics import format_bytes
-
     return f"\n[nbmedic: output truncated after {format_bytes(limit)}; {format_bytes(dropped)} dropped]\n"
 
 
