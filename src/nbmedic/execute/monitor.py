@@ -143,6 +143,14 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._started = False
         self._stopped = False
+        self._init_sampling()
+        self._own_gpu = gpu is True
+        self._gpu: GpuProbe | None = gpu if isinstance(gpu, GpuProbe) else (GpuProbe() if gpu else None)
+        self._cgroup_before: CgroupInfo | None = None
+        self._attach(cgroup_root, proc)
+
+    def _init_sampling(self) -> None:
+        """The state carried from one reading to the next."""
         self._procs: dict[int, psutil.Process] = {}  # descendants, cached between samples
         self._order: list[int] = []  # descendants of the last scan, parents before children
         self._cpu_last: dict[int, float] = {}  # pid -> user+system seconds at the previous reading
@@ -153,17 +161,12 @@ class Monitor:
         self._next_scan = 0.0  # time.monotonic() of the next full scan for new descendants
         self._cell: int | None = None
         self._cells: dict[int, _CellAcc] = {}
-        self._own_gpu = gpu is True
-        self._gpu: GpuProbe | None = None
-        if isinstance(gpu, GpuProbe):
-            self._gpu = gpu
-        elif gpu:
-            self._gpu = GpuProbe()
-        self._cgroup_before: CgroupInfo | None = None
 
+    def _attach(self, cgroup_root: str, proc: str) -> None:
+        """The kernel's process (None when already gone) and its memory cgroup."""
         self._root: psutil.Process | None
         try:
-            self._root = psutil.Process(pid)
+            self._root = psutil.Process(self.pid)
             self._root_ctime = self._root.create_time()
         except _GONE:
             self._root = None
@@ -172,7 +175,7 @@ class Monitor:
         # found now, while /proc/<pid>/cgroup exists, so cgroup_now() still works after a death; a kernel
         # already gone is our child, normally in our own cgroup
         self._cg_loc: CgroupLocation | None = locate_cgroup(
-            pid if self._alive else None, root=cgroup_root, proc=proc
+            self.pid if self._alive else None, root=cgroup_root, proc=proc
         )
 
     # ----------------------------------------------------------------------------------------- control
@@ -416,7 +419,29 @@ class Monitor:
             self._order = []
             return None
         cpu_now: dict[int, float] = {self.pid: ct.user + ct.system}
-        children = 0
+        tree_rss, tree_threads, children = self._read_descendants(now, cpu_now)
+        delta = self._cpu_delta(cpu_now)
+        t = now - self.t0
+        if prime:
+            self._prime = (t, 0.0)
+            self._window.append((t, 0.0))
+            return None
+        self._cpu_cum += delta
+        gpu = self._gpu.used_by({self.pid, *self._order}) if self._gpu is not None else None
+        sample = Sample(
+            t=t, rss=rss + tree_rss, cpu=round(self._cpu_percent(t), 2), threads=threads + tree_threads,
+            children=children, gpu=gpu, cell=self._cell if cell is None else cell,
+        )
+        self.samples.append(sample)
+        self._cum.append(self._cpu_cum)
+        self.peak_rss = max(self.peak_rss, sample.rss)
+        if self.memory_limit is not None and sample.rss > self.memory_limit and self.killed_for_memory is None:
+            self.killed_for_memory = sample
+            self._kill_tree_locked()
+        return sample
+
+    def _read_descendants(self, now: float, cpu_now: dict[int, float]) -> tuple[int, int, int]:
+        """(RSS, threads, live children) of the kernel's descendants; their CPU seconds into ``cpu_now``."""
         if now >= self._next_scan:
             procs = self._scan()
             # discovering the tree reads /proc/<pid>/stat of every process on the machine (~15 µs each);
@@ -424,6 +449,7 @@ class Monitor:
             self._next_scan = now + (time.monotonic() - now) / self.scan_budget
         else:
             procs = [self._procs[pid] for pid in self._order if pid in self._procs]
+        rss = threads = children = 0
         for proc in procs:
             try:
                 with proc.oneshot():
@@ -436,17 +462,19 @@ class Monitor:
                 children += 1
             except _GONE:
                 continue
+        return rss, threads, children
+
+    def _cpu_delta(self, cpu_now: dict[int, float]) -> float:
+        """CPU seconds the tree used since the previous reading (a new process counts from its start)."""
         delta = 0.0
         for pid, total in cpu_now.items():
             before = self._cpu_last.get(pid)
             delta += total - before if before is not None and total >= before else total
         self._cpu_last = cpu_now
-        t = now - self.t0
-        if prime:
-            self._prime = (t, 0.0)
-            self._window.append((t, 0.0))
-            return None
-        self._cpu_cum += delta
+        return delta
+
+    def _cpu_percent(self, t: float) -> float:
+        """Percent of one core since a reading at least half an interval back; the reading joins the window."""
         ref_t, ref_cum = self._window[0] if self._window else (t, self._cpu_cum)
         for wt, wcum in reversed(self._window):
             if t - wt >= self.interval / 2:
@@ -454,20 +482,7 @@ class Monitor:
                 break
         cpu = (self._cpu_cum - ref_cum) / (t - ref_t) * 100.0 if t > ref_t else 0.0
         self._window.append((t, self._cpu_cum))
-        gpu = None
-        if self._gpu is not None:
-            gpu = self._gpu.used_by({self.pid, *self._order})
-        sample = Sample(
-            t=t, rss=rss, cpu=round(cpu, 2), threads=threads, children=children, gpu=gpu,
-            cell=self._cell if cell is None else cell,
-        )
-        self.samples.append(sample)
-        self._cum.append(self._cpu_cum)
-        self.peak_rss = max(self.peak_rss, rss)
-        if self.memory_limit is not None and rss > self.memory_limit and self.killed_for_memory is None:
-            self.killed_for_memory = sample
-            self._kill_tree_locked()
-        return sample
+        return cpu
 
     def _fold(self, acc: _CellAcc, sample: Sample, cum: float) -> None:
         acc.peak = max(acc.peak, sample.rss)

@@ -16,14 +16,13 @@ Compatible with papermill 2.x on purpose, so notebooks written for papermill run
 
 from __future__ import annotations
 
+import functools
 import keyword
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from nbmedic.errors import UsageError
 from nbmedic.notebook.cells import cell_tags
@@ -63,20 +62,28 @@ def parse_cli_value(text: str) -> Any:
     return text
 
 
-class _NoDatesSafeLoader(yaml.SafeLoader):
-    """papermill's loader: YAML's safe loader without the timestamp resolver (dates stay strings)."""
+@functools.cache
+def _loader() -> Any:
+    """papermill's loader: YAML's safe loader without the timestamp resolver (dates stay strings).
+    Built on first use: yaml is imported only when there are parameters to read."""
+    import yaml
 
+    class NoDatesSafeLoader(yaml.SafeLoader):
+        pass
 
-_NoDatesSafeLoader.yaml_implicit_resolvers = {
-    first: [resolver for resolver in resolvers if resolver[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    NoDatesSafeLoader.yaml_implicit_resolvers = {
+        first: [resolver for resolver in resolvers if resolver[0] != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return NoDatesSafeLoader
 
 
 def load_params_yaml(text: str, *, where: str) -> dict[str, Any]:
     """Parse YAML parameters (a mapping; empty text is no parameters); UsageError naming ``where``."""
+    import yaml
+
     try:
-        value = yaml.load(text, Loader=_NoDatesSafeLoader)  # a SafeLoader subclass
+        value = yaml.load(text, Loader=_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
