@@ -245,9 +245,8 @@ def phases_main(case: str, out: Path, paths: list[Path]) -> int:
         from nbmedic.execute import kernel as kmod
         from nbmedic.execute import monitor as mmod
         from nbmedic.execute import runner
-        from nbmedic.notebook import io as nio
 
-        ph.wrap(runner, "_read", "read")
+        ph.wrap(runner, "read_notebook_file", "read")
         ph.wrap(kmod.Kernel, "__init__", "Kernel() (temp dir, event loop)")
         ph.wrap(AsyncKernelManager, "start_kernel", "kernel launch (km.start_kernel)")
         ph.wrap(kmod.Kernel, "_wait_ready", "wait for kernel_info + iopub")
@@ -259,7 +258,7 @@ def phases_main(case: str, out: Path, paths: list[Path]) -> int:
         ph.wrap(AsyncKernelManager, "shutdown_kernel", "km.shutdown_kernel")
         ph.wrap(kmod.Kernel, "_reap", "Kernel._reap")
         ph.wrap(kmod.Kernel, "close", "Kernel.close (all)")
-        ph.wrap(nio, "write_notebook", "write output")
+        ph.wrap(runner, "write_notebook", "write output")
         worker: Callable[[list[Path], Path], list[float]] = worker_nbmedic
     else:
         import nbformat

@@ -21,8 +21,8 @@ from tests.runhelpers import PY, make_nb, read_out, text_of
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ipc transport: Linux only")
 
 DISPLAY_CELLS = (
-    "from IPython.display import display, update_display, clear_output, HTML\n"
-    "h = display('first', display_id=True)\nprint('a')\nprint('b')",
+    ("from IPython.display import display, update_display, clear_output, HTML\n"
+     "h = display('first', display_id=True)\nprint('a')\nprint('b')"),
     "h.update('second')\nprint('updated')",
     "for i in range(3):\n    clear_output(wait=True)\n    print('step', i)",
     "display('x', display_id='dd')\ndisplay('y', display_id='dd')\nupdate_display('z', display_id='dd')",

@@ -94,11 +94,11 @@ def test_compare_reports_changed_outputs(run_cli: Run, tmp_path: Path) -> None:
     nb = notebook(code("print(2 + 2)", count=1, outputs=[stream("5\n")]),
                   code("print(object())", count=2, outputs=[stream("<object object at 0x7f00deadbeef>\n")]))
     path = write(tmp_path / "c.ipynb", nb)
-    code_, doc = _json(run_cli, "--compare", "--in-place", str(path))
+    _, doc = _json(run_cli, "--compare", "--in-place", str(path))
     [f] = doc["findings"]
     assert f["code"] == "RN160" and f["cell"] == 0  # the address in cell 1 is normalised away
     assert "-5" in f["evidence"]["diff"] and "+4" in f["evidence"]["diff"]
-    code_, doc = _json(run_cli, "--compare", str(path))  # now the stored outputs are the new ones
+    _, doc = _json(run_cli, "--compare", str(path))  # now the stored outputs are the new ones
     assert doc["findings"] == []
 
 
@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_exit_2(run_cli: Run, tmp_path: Path, args: list[s
     a = make_nb(tmp_path, "x = 1", name="a.ipynb")
     b = make_nb(tmp_path, "x = 2", name="b.ipynb")
     argv = [x.format(a=a, b=b) for x in args]
-    code_, out, err = run_cli("run", *argv)
+    code_, _, err = run_cli("run", *argv)
     assert code_ == 2, err
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "a.out.ipynb").exists()
@@ -150,7 +150,8 @@ def test_run_notebook_is_exported_lazily() -> None:
 
     probe = ("import sys, nbmedic; assert 'jupyter_client' not in sys.modules; "
              "from nbmedic import run_notebook; print(run_notebook.__module__)")
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ.copy(),
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "nbmedic.execute.runner"
 
@@ -168,5 +169,5 @@ def test_unwritable_output_and_bad_notebook_settings_are_findings(run_cli: Run, 
     assert "good.ipynb" not in by_file
     assert text_of(read_out(tmp_path / "good.out.ipynb")["cells"][0]) == "fine\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
-    code_, out, err = run_cli("run", str(good), "-o", str(tmp_path / "missing" / "x.ipynb"))
+    code_, _, err = run_cli("run", str(good), "-o", str(tmp_path / "missing" / "x.ipynb"))
     assert code_ == 2 and "does not exist" in err

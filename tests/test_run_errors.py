@@ -48,7 +48,8 @@ def test_an_exception_raised_while_displaying_stops_the_run(tmp_path: Path) -> N
 
 def test_the_reply_s_own_exception_wins_unless_it_is_the_placeholder() -> None:
     shown: list[dict[str, Any]] = [{"output_type": "stream", "name": "stdout", "text": "x"},
-             {"output_type": "error", "ename": "KeyError", "evalue": "'k'", "traceback": ["\x1b[31mKeyError\x1b[0m: 'k'"]}]
+             {"output_type": "error", "ename": "KeyError", "evalue": "'k'",
+              "traceback": ["\x1b[31mKeyError\x1b[0m: 'k'"]}]
     real = {"status": "error", "ename": "ValueError", "evalue": "v", "traceback": ["ValueError: v"]}
     assert reply_exception(real, shown) == ("ValueError", "v", ["ValueError: v"])
     placeholder = {"status": "error", "ename": "NoneType", "evalue": "None", "traceback": []}

@@ -19,7 +19,7 @@ def test_sigkill_near_the_cgroup_limit_is_memory() -> None:
                                   cell_growth=[(4, GiB), (1, 10)]))
     assert f.code == "RN101" and f.cell == 4
     assert "cgroup v2 memory limit" in f.message and "cell 4 (+1.0 GiB)" in f.message
-    assert list(f.evidence)[0] == "peak_rss"
+    assert next(iter(f.evidence)) == "peak_rss"
 
 
 def test_oom_counter_is_memory_even_far_from_limits() -> None:

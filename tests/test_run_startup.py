@@ -16,7 +16,8 @@ ARGV = ("/envs/gone/bin/python", "-m", "ipykernel_launcher", "-f", "/tmp/k/kerne
 
 
 def _facts(failure: StartFailure, **kw: object) -> StartFacts:
-    return StartFacts(kernel="py", failure=failure, path="nb.ipynb", argv=ARGV, startup_timeout=60.0, **kw)  # type: ignore[arg-type]
+    return StartFacts(kernel="py", failure=failure, path="nb.ipynb", argv=ARGV, startup_timeout=60.0,
+                      **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("failure", "code"), [

@@ -86,7 +86,8 @@ def test_skip_execution_cells_are_not_run_and_keep_their_outputs(tmp_path: Path)
         md("a markdown cell between"),
         code("print('x is', x)"),
         _skipped("import os\nos._exit(3)"),  # would kill the kernel if it ran
-        _skipped("raise RuntimeError('must not run')", display({"text/plain": "<Figure>", "image/png": "iVBORw0KGgo="})),  # would stop the run if it ran
+        _skipped("raise RuntimeError('must not run')",  # would stop the run if it ran
+                 display({"text/plain": "<Figure>", "image/png": "iVBORw0KGgo="})),
         code("print('last')"),
     ))
     theirs, stopped = _through_nbclient(path)

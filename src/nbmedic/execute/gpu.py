@@ -11,6 +11,7 @@ still tells the totals.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from typing import Any
@@ -35,13 +36,13 @@ class GpuProbe:
                 try:
                     nvml = importlib.import_module("pynvml")
                     nvml.nvmlInit()
-                except Exception as exc:  # ImportError, NVMLError_LibraryNotFound, DriverNotLoaded, …
+                except Exception as exc:  # noqa: BLE001 - ImportError, NVMLError_LibraryNotFound, …
                     self.error = f"{type(exc).__name__}: {exc}"
                     return False
                 try:
                     count = int(nvml.nvmlDeviceGetCount())
                     self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any NVMLError: no GPU figures
                     self.error = f"{type(exc).__name__}: {exc}"
                     self._shutdown(nvml)
                     return False
@@ -69,7 +70,7 @@ class GpuProbe:
             for getter in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
                 try:
                     procs = getattr(nvml, getter)(handle)
-                except Exception:
+                except Exception:  # noqa: BLE001, S112 - NVMLError_NotSupported and co.: ask the other getter
                     continue
                 answered = True
                 for info in procs or ():
@@ -89,25 +90,19 @@ class GpuProbe:
         out: list[dict[str, Any]] = []
         for index, handle in enumerate(self._handles):
             entry: dict[str, Any] = {"index": index, "name": None, "total": None, "free": None, "used": None}
-            try:
+            with contextlib.suppress(Exception):  # an NVMLError leaves the figure unknown (None)
                 name = nvml.nvmlDeviceGetName(handle)
                 entry["name"] = name.decode() if isinstance(name, bytes) else str(name)
-            except Exception:
-                pass
-            try:
+            with contextlib.suppress(Exception):
                 mem = nvml.nvmlDeviceGetMemoryInfo(handle)
                 entry.update(total=int(mem.total), free=int(mem.free), used=int(mem.used))
-            except Exception:
-                pass
             out.append(entry)
         return out
 
     @staticmethod
     def _shutdown(nvml: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
-        except Exception:
-            pass
 
     def close(self) -> None:
         """Shut NVML down (idempotent); a later query initialises it again."""
@@ -118,7 +113,7 @@ class GpuProbe:
             self._handles = []
             self._tried = False
 
-    def __enter__(self) -> GpuProbe:
+    def __enter__(self) -> GpuProbe:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -78,8 +79,8 @@ def faulthandler_lines(path: str) -> list[str]:
     quoted = repr(path)
     return [
         f"__import__('faulthandler').enable(file=open({quoted}, 'a'), all_threads=True)",
-        f"__import__('faulthandler').register(__import__('signal').SIGUSR1, file=open({quoted}, 'a'), "
-        "all_threads=True)",
+        (f"__import__('faulthandler').register(__import__('signal').SIGUSR1, file=open({quoted}, 'a'), "
+         "all_threads=True)"),
     ]
 
 
@@ -88,7 +89,7 @@ def _installed_kernels() -> dict[str, str]:
 
     try:
         return dict(KernelSpecManager().find_kernel_specs())
-    except Exception:  # a broken kernelspec folder must not hide the real problem
+    except Exception:  # noqa: BLE001 - a broken kernelspec folder must not hide the real problem
         return {}
 
 
@@ -203,7 +204,7 @@ class Kernel:
                                kernelspec=resource_dir) from None
         except asyncio.TimeoutError:
             raise self._failed("launch-timeout") from None
-        except Exception as exc:  # PermissionError; jupyter_client raises RuntimeError & co. for broken specs
+        except Exception as exc:  # noqa: BLE001 - PermissionError; RuntimeError & co. for broken specs
             raise self._failed("launch-error", error=_error_text(exc), kernelspec=resource_dir) from None
         self._process = getattr(km.provisioner, "process", None)
         self.pid = getattr(self._process, "pid", None)
@@ -287,7 +288,7 @@ class Kernel:
                     break
                 try:
                     msg = channel.get_msg(timeout=0)
-                except Exception:  # a malformed message: skip it
+                except Exception:  # noqa: BLE001, S112 - a malformed message: skip it
                     continue
                 if self.debug:
                     self.debug.log(name, "recv", msg)
@@ -301,7 +302,7 @@ class Kernel:
         if self._returncode is None and self._process is not None:
             try:
                 self._returncode = self._process.poll()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a process object in an odd state: not known to have exited
                 return None
         return self._returncode
 
@@ -316,7 +317,7 @@ class Kernel:
             return
         try:
             self._run(self._km.interrupt_kernel(), 5.0)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the manager could not: send the signal ourselves
             self._signal_group(signal.SIGINT)
 
     def kill(self) -> None:
@@ -339,10 +340,8 @@ class Kernel:
     def _reap(self, timeout: float) -> None:
         if self._process is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # still running after the timeout, or already reaped
             self._returncode = self._process.wait(timeout)
-        except Exception:
-            pass
 
     def stderr_tail(self, limit: int = 4000) -> str:
         try:
@@ -371,40 +370,17 @@ class Kernel:
             return
         self._closed = True
         km = self._km
-        try:
+        with contextlib.suppress(Exception):  # closing must go on whatever the client's state
             if self._kc is not None:
                 self._kc.stop_channels()
-        except Exception:
-            pass
         if km is not None and self._process is not None:
-            alive = self.is_alive()
-            try:
-                if graceful and alive:
-                    # shutdown_kernel() polls for the exit every 0.1 s: a kernel gone in 110 ms costs 200
-                    self._run(self._polite_shutdown(km), 10.0)
-                else:
-                    self._run(km.shutdown_kernel(now=True), 10.0)
-            except Exception:
-                self._signal_group(signal.SIGKILL)
-            self._reap(5.0)
+            self._stop(km, graceful=graceful and self.is_alive())
         # children the kernel left behind in its process group
         if self.pgid is not None and self.pgid != os.getpgid(0):
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(self.pgid, signal.SIGKILL)
-            except OSError:
-                pass
         if km is not None:
-            try:
-                done = km.cleanup_resources()  # a coroutine on the async manager
-                if inspect.isawaitable(done):
-                    self._run(done, 10.0)
-            except Exception:
-                pass
-            try:
-                if km.trait_has_value("context") and not km.context.closed:
-                    km.context.destroy(linger=0)
-            except Exception:
-                pass
+            self._release(km)
         if self._ctx is not None:
             self._ctx.destroy(linger=0)
         try:
@@ -413,12 +389,34 @@ class Kernel:
             self._loop.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
+    def _stop(self, km: Any, *, graceful: bool) -> None:
+        """A shutdown request to a live kernel, else (or when that fails) a kill; then reap it."""
+        try:
+            if graceful:
+                # shutdown_kernel() polls for the exit every 0.1 s: a kernel gone in 110 ms costs 200
+                self._run(self._polite_shutdown(km), 10.0)
+            else:
+                self._run(km.shutdown_kernel(now=True), 10.0)
+        except Exception:  # noqa: BLE001 - any failure of the polite way ends in SIGKILL
+            self._signal_group(signal.SIGKILL)
+        self._reap(5.0)
+
+    def _release(self, km: Any) -> None:
+        """The manager's connection file, ipc sockets and ZMQ context (best effort)."""
+        with contextlib.suppress(Exception):
+            done = km.cleanup_resources()  # a coroutine on the async manager
+            if inspect.isawaitable(done):
+                self._run(done, 10.0)
+        with contextlib.suppress(Exception):
+            if km.trait_has_value("context") and not km.context.closed:
+                km.context.destroy(linger=0)
+
     @staticmethod
     async def _polite_shutdown(km: Any) -> None:
         await km.request_shutdown()
         await km.finish_shutdown(waittime=5.0, pollinterval=0.01)
 
-    def __enter__(self) -> Kernel:
+    def __enter__(self) -> Kernel:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -207,7 +207,7 @@ class Monitor:
         if self._own_gpu and self._gpu is not None:
             self._gpu.close()
 
-    def __enter__(self) -> Monitor:
+    def __enter__(self) -> Monitor:  # noqa: PYI034 - typing.Self needs Python 3.11
         self.start()
         return self
 
@@ -360,7 +360,7 @@ class Monitor:
                 if self.memory_limit is not None and sample is not None and sample.rss > 0.8 * self.memory_limit:
                     wait = self.interval / 4
                 self._stop_event.wait(max(0.0, wait - (time.monotonic() - began)))
-        except Exception as exc:  # never let the sampler thread die loudly
+        except Exception as exc:  # noqa: BLE001 - never let the sampler thread die loudly
             self.error = f"{type(exc).__name__}: {exc}"
 
     def _scan(self) -> list[psutil.Process]:

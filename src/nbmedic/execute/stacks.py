@@ -250,7 +250,7 @@ def capture_stacks(pid: int | None, faulthandler_file: str | None, *, wait: floa
         threads = parse_faulthandler(text)
         if threads:
             return StackDump("faulthandler", threads, text, time.monotonic() - start)
-        errors.append("faulthandler wrote no stack within %.1f s" % wait)
+        errors.append(f"faulthandler wrote no stack within {wait:.1f} s")
     text, error = _py_spy_dump(pid, py_spy_timeout)
     if error:
         errors.append(error)

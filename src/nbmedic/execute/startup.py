@@ -84,7 +84,8 @@ def _exited(facts: StartFacts) -> tuple[str, str | None]:
         exe = facts.argv[0] if facts.argv else "python"
         message = (f"the kernel {name!r} exited at start-up: its interpreter {exe} has no ipykernel "
                    "(\"No module named ipykernel_launcher\")")
-        return (message, f"`{exe} -m pip install ipykernel`, or re-register the kernel from an environment that has it")
+        fix = f"`{exe} -m pip install ipykernel`, or re-register the kernel from an environment that has it"
+        return message, fix
     lines = [ln.strip() for ln in facts.stderr_tail.splitlines() if ln.strip()]
     if code is None:
         how = "with an unknown status"
