@@ -12,6 +12,7 @@ from nbformat import v4
 
 from tests import nbfactory as nbf
 from tests.conftest import codes
+from tests.test_oldformat_props import jupyter_opens
 
 CheckJson = Callable[..., tuple[int, list[dict[str, Any]]]]
 
@@ -110,7 +111,141 @@ def test_nb003_old_format_is_info(tmp_path: Path, check_json: CheckJson) -> None
     code, findings = check_json(str(path))
     [f] = findings
     assert code == 0 and f["code"] == "NB003" and f["severity"] == "info"
-    assert f["evidence"]["nbformat"] == 3
+    assert f["evidence"] == {"errors": [], "count": 0, "nbformat": "3.0"}
+
+
+def _v3(*cells: dict[str, Any], **top: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"metadata": {"name": "old", "signature": "sha256:0"}, "nbformat": 3,
+                           "nbformat_minor": 0, "worksheets": [{"cells": list(cells), "metadata": {}}]}
+    doc.update(top)
+    return doc
+
+
+def _v3_code(**fields: Any) -> dict[str, Any]:
+    cell: dict[str, Any] = {"cell_type": "code", "input": ["x = 1\n", "x"], "language": "python",
+                            "metadata": {}, "outputs": [], "prompt_number": 1, "collapsed": False}
+    cell.update(fields)
+    return {k: v for k, v in cell.items() if v is not _DROP}
+
+
+_DROP = object()
+_PYOUT = {"output_type": "pyout", "prompt_number": 1, "text": ["1"], "metadata": {}}
+_HEADING = {"cell_type": "heading", "level": 2, "source": ["Title"], "metadata": {}}
+
+
+def _without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in keys}
+
+
+#: (notebook, the path NB003 names, or None when Jupyter opens it); every verdict is checked against nbformat
+_OLD_FORMAT_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    ("v3 fine", _v3(_v3_code(outputs=[_PYOUT]), _HEADING, {"cell_type": "markdown", "source": ["*a*"]}), None),
+    ("no metadata", _without(_v3(_v3_code()), "metadata"), "$.metadata"),
+    ("metadata not an object", _v3(_v3_code(), metadata=[]), "$.metadata"),
+    ("no worksheets", _without(_v3(), "worksheets"), "$.worksheets"),
+    ("worksheet without cells", _v3(worksheets=[{"cells": []}, {"metadata": {}}]), "$.worksheets[1].cells"),
+    ("cells not a list", _v3(worksheets=[{"cells": 3}]), "$.worksheets[0].cells"),
+    ("no cell_type", _v3(_v3_code(), {"source": "x"}), "$.worksheets[0].cells[1].cell_type"),
+    ("no outputs", _v3(_v3_code(outputs=_DROP)), "$.worksheets[0].cells[0].outputs"),
+    ("no input (an empty cell)", _v3(_v3_code(input=_DROP)), None),
+    ("input lines not strings", _v3(_v3_code(input=["a", 1])), "$.worksheets[0].cells[0].input[1]"),
+    ("no output_type", _v3(_v3_code(outputs=[{"text": "1"}])), "$.worksheets[0].cells[0].outputs[0].output_type"),
+    ("unknown output_type", _v3(_v3_code(outputs=[{"output_type": "stdout", "text": "1"}])),
+     "$.worksheets[0].cells[0].outputs[0]"),
+    ("prompt_number a string", _v3(_v3_code(prompt_number="1")), "$.worksheets[0].cells[0].prompt_number"),
+    ("prompt_number negative", _v3(_v3_code(prompt_number=-1)), "$.worksheets[0].cells[0].prompt_number"),
+    ("prompt_number 1.0", _v3(_v3_code(prompt_number=1.0)), "$.worksheets[0].cells[0].prompt_number"),
+    ("no prompt_number", _v3(_v3_code(prompt_number=_DROP)), None),
+    ("collapsed not a boolean", _v3(_v3_code(collapsed="yes")), "$.worksheets[0].cells[0].collapsed"),
+    ("pyout text not a string", _v3(_v3_code(outputs=[{**_PYOUT, "text": 5}])),
+     "$.worksheets[0].cells[0].outputs[0].text"),
+    ("json output not JSON", _v3(_v3_code(outputs=[{"output_type": "display_data", "json": "{nope"}])),
+     "$.worksheets[0].cells[0].outputs[0].json"),
+    ("stream without a name", _v3(_v3_code(outputs=[{"output_type": "stream", "text": "1"}])), None),
+    ("heading level a string", _v3({**_HEADING, "level": "2"}), "$.worksheets[0].cells[0].level"),
+    ("heading without level", _v3(_without(_HEADING, "level")), None),
+    ("heading source a number", _v3({**_HEADING, "source": 5}), "$.worksheets[0].cells[0].source"),
+    ("markdown without source", _v3({"cell_type": "markdown"}), "$.worksheets[0].cells[0]"),
+    ("an unknown cell type", _v3({"cell_type": "plot", "source": "x"}), "$.worksheets[0].cells[0]"),
+    ("nbformat 3.1", _v3(nbformat_minor=1), "$.nbformat_minor"),
+    ("nbformat_minor a string", _v3(nbformat_minor="0"), "$.nbformat_minor"),
+    ("no nbformat_minor", _without(_v3(_v3_code()), "nbformat_minor"), None),
+    ("orig_nbformat not an integer", _v3(orig_nbformat="2"), "$.orig_nbformat"),
+    ("an unknown top-level key", _v3(extra=1), "$"),
+    ("a kernelspec without display_name", _v3(metadata={"kernelspec": {"name": "python3"}}),
+     "$.metadata.kernelspec"),
+    ("nbformat 3.0 written as a float", _v3(_v3_code(), nbformat=3.0), "$.nbformat"),
+    ("v2 fine", {"metadata": {"name": ""}, "nbformat": 2, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": ["a", "b"], "language": "python", "outputs": [
+            {"output_type": "pyout", "prompt_number": 1, "text": "1", "png": "AA=="}]}]}]}, None),
+    ("v2 pyerr with etype (not ename)", {"metadata": {}, "nbformat": 2, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": "1/0", "language": "python", "outputs": [
+            {"output_type": "pyerr", "etype": "ZeroDivisionError", "evalue": "x", "traceback": []}]}]}]},
+     "$.worksheets[0].cells[0].outputs[0]"),
+    ("v2 png not ASCII", {"metadata": {}, "nbformat": 2, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": "", "outputs": [{"output_type": "display_data", "png": "\u00e9"}]}]}]},
+     "$.worksheets[0].cells[0].outputs[0].png"),
+    ("v2 written as 2.0", {"metadata": {}, "nbformat": 2.0, "worksheets": []}, None),
+    ("v1 fine", {"nbformat": 1, "cells": [{"cell_type": "code", "code": "1", "prompt_number": 1},
+                                           {"cell_type": "text", "text": "hi"}]}, None),
+    ("v1 unknown first cell type", {"nbformat": 1, "cells": [{"cell_type": "markdown", "text": "hi"}]},
+     "$.cells[0].cell_type"),
+    ("v1 prompt_number not a number", {"nbformat": 1, "cells": [{"cell_type": "code", "prompt_number": "x"}]},
+     "$.cells[0].prompt_number"),
+    ("v1 text cell without text", {"nbformat": 1, "cells": [{"cell_type": "text"}]}, "$.cells[0]"),
+]
+
+
+@pytest.mark.parametrize(("doc", "where"), [pytest.param(d, w, id=name) for name, d, w in _OLD_FORMAT_CASES])
+def test_nb003_old_format_verdict_is_jupyters(tmp_path: Path, check_json: CheckJson, doc: dict[str, Any],
+                                              where: str | None) -> None:
+    assert jupyter_opens(doc) == (where is None)  # the case says what nbformat does
+    path = nbf.write_raw(tmp_path / "old.ipynb", doc)
+    code, findings = check_json(str(path))
+    [f] = [f for f in findings if f["code"] == "NB003"]
+    assert set(f["evidence"]) == {"errors", "count", "nbformat"}
+    if where is None:
+        assert code == 0 and f["severity"] == "info" and f["evidence"]["errors"] == []
+        return
+    assert code == 1 and f["severity"] == "error"
+    assert f["evidence"]["errors"][0]["path"] == where
+    assert "Jupyter cannot open" in f["message"] and where in f["message"]
+    assert f["evidence"]["nbformat"].startswith(f"{int(doc['nbformat'])}.")
+
+
+def test_nb003_old_format_error_names_the_cell(tmp_path: Path, check_json: CheckJson) -> None:
+    doc = _v3(_v3_code(), worksheets=[{"cells": [_v3_code()]}, {"cells": [_v3_code(), _v3_code(outputs=_DROP)]}])
+    [f] = check_json(str(nbf.write_raw(tmp_path / "old.ipynb", doc)))[1]
+    assert f["cell"] == 2 and f["evidence"]["errors"][0]["path"] == "$.worksheets[1].cells[1].outputs"
+    assert "nbmedic repair" not in f["fix"].split(",")[0]  # a missing `outputs` is not what repair adds
+
+
+@pytest.mark.parametrize("doc", [_without(_v3(_v3_code()), "metadata"), _without(_v3(), "worksheets"),
+                                 _v3(worksheets=[{"metadata": {}}])])
+def test_nb003_old_format_fix_points_to_repair_when_repair_mends_it(tmp_path: Path, check_json: CheckJson,
+                                                                    doc: dict[str, Any]) -> None:
+    [f] = check_json(str(nbf.write_raw(tmp_path / "old.ipynb", doc)))[1]
+    assert f["severity"] == "error" and f["fix"].startswith("`nbmedic repair FILE` adds what is missing")
+
+
+def test_nb003_keeps_one_evidence_layout(tmp_path: Path, check_json: CheckJson) -> None:
+    """v4 schema errors, a bad version field and old-format verdicts carry the same keys."""
+    docs = [_doc(_code("a", source=5)), {**_doc(_code("a")), "nbformat": "4"}, _v3(),
+            _without(_v3(), "worksheets")]
+    layouts = []
+    for i, doc in enumerate(docs):
+        [f] = [f for f in check_json(str(nbf.write_raw(tmp_path / f"n{i}.ipynb", doc)))[1] if f["code"] == "NB003"]
+        layouts.append(sorted(f["evidence"]))
+        assert all(sorted(e) == ["message", "path"] for e in f["evidence"]["errors"])
+    assert layouts == [["count", "errors", "nbformat"]] * len(docs)
+
+
+def test_nb003_execution_count_must_be_an_integer_not_a_float(tmp_path: Path, check_json: CheckJson) -> None:
+    """nbformat's validators read the schema as draft 4, where 1.0 is not an integer."""
+    doc = _doc(_code("a", execution_count=1.0))
+    assert not jupyter_opens(doc)
+    [f] = check_json(str(nbf.write_raw(tmp_path / "f.ipynb", doc)))[1]
+    assert f["code"] == "NB003" and f["evidence"]["errors"][0]["path"] == "$.cells[0].execution_count"
 
 
 @pytest.mark.parametrize("top", [{"nbformat": "4"}, {"nbformat": None}])
@@ -215,7 +350,7 @@ def test_fast_schema_accepts_exactly_what_nbformat_schema_accepts() -> None:
             try:
                 fast(doc)
                 fast_ok = True
-            except Exception:
+            except Exception:  # noqa: BLE001 - any exception is the fast validator's "invalid"
                 fast_ok = False
             assert fast_ok == strict.is_valid(doc), (minor, doc)
 
@@ -253,7 +388,7 @@ def test_dispatching_validator_agrees_with_the_schema_on_the_corpus() -> None:
         try:
             structure._fast_validator(minor)(nb)
             fast = True
-        except Exception:
+        except Exception:  # noqa: BLE001 - any exception is the fast validator's "invalid"
             fast = False
         assert fast == jsonschema.Draft4Validator(structure._schema(minor)).is_valid(nb), path.name
         compared += 1

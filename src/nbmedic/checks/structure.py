@@ -1,4 +1,11 @@
-"""NB001-NB004: is the file JSON, free of conflict markers, schema-valid, with sane cell ids?"""
+"""NB001-NB004: is the file JSON, free of conflict markers, schema-valid, with sane cell ids?
+
+NB003 carries one evidence layout whatever the version: ``errors`` (the first problems, each a JSON
+``path`` in the file and a ``message``), ``count`` (how many problems) and ``nbformat`` (the version as
+``"major.minor"``, null when the file has no valid version field).  An nbformat 1-3 notebook is judged
+by what Jupyter does to open it (``oldformat``): an error when nbformat's conversion to 4 stops or its
+result violates the 4.5 schema, info otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,14 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
+from nbmedic.checks import oldformat
 from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
-from nbmedic.notebook.format import CURRENT_MINOR, valid_id
+from nbmedic.notebook.format import CURRENT_MAJOR, CURRENT_MINOR, valid_id
 
 MAX_SCHEMA_ERRORS = 5
 MAX_EXAMINED_ERRORS = 100  # a badly broken file is not worth describing error by error
@@ -21,7 +29,7 @@ MAX_EXAMINED_ERRORS = 100  # a badly broken file is not worth describing error b
 RULES: RuleTable = []  # check_format runs first, on every parsed file
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema(minor: int) -> dict[str, Any]:
     name = f"nbformat.v4.{min(max(minor, 0), CURRENT_MINOR)}.schema.json"
     text = resources.files("nbformat").joinpath("v4", name).read_text(encoding="utf-8")
@@ -84,13 +92,16 @@ class _Dispatch:
         top["properties"]["cells"]["items"] = {}
         code = json.loads(json.dumps(definitions["code_cell"]))
         code["properties"]["outputs"]["items"] = {"type": "object"}
+        # each part keeps the schema's draft (4): without "$schema" fastjsonschema compiles draft 7, which
+        # takes 1.0 for an integer where nbformat's validators do not
+        common = {"$schema": schema.get("$schema"), "definitions": definitions}
         self.top = fastjsonschema.compile(top)
         self.cells = {
-            "code": fastjsonschema.compile({**code, "definitions": definitions}),
-            "markdown": fastjsonschema.compile({**definitions["markdown_cell"], "definitions": definitions}),
-            "raw": fastjsonschema.compile({**definitions["raw_cell"], "definitions": definitions}),
+            "code": fastjsonschema.compile({**code, **common}),
+            "markdown": fastjsonschema.compile({**definitions["markdown_cell"], **common}),
+            "raw": fastjsonschema.compile({**definitions["raw_cell"], **common}),
         }
-        self.outputs = {name: fastjsonschema.compile({**definitions[name], "definitions": definitions})
+        self.outputs = {name: fastjsonschema.compile({**definitions[name], **common})
                         for name in ("stream", "display_data", "execute_result", "error")}
 
     def __call__(self, nb: Any) -> None:
@@ -110,7 +121,7 @@ class _Dispatch:
                     check(output)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fast_validator(minor: int) -> Any:
     """A compiled validator of exactly the schema of ``minor`` (a newer minor: nbformat's relaxed one)."""
     import fastjsonschema
@@ -171,29 +182,24 @@ def _leaf_errors(error: Any) -> Iterator[tuple[Any, str | None]]:
                     return
         elif all(sub.validator == "type" for sub in error.context):
             wanted = sorted({str(sub.validator_value) for sub in error.context})
-            yield error, f"expected {' or '.join(wanted)}, got {_json_kind(instance)} {_short(instance)}"
+            yield error, f"expected {' or '.join(wanted)}, got {oldformat.json_kind(instance)} {oldformat.short(instance)}"
             return
     yield error, None
 
 
-def _json_kind(value: object) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
-            type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _fast_valid(nb: dict[str, Any], minor: int) -> bool:
+    try:
+        _fast_validator(minor)(nb)
+    except Exception:  # noqa: BLE001 - fastjsonschema's JsonSchemaException, or anything it meets in odd data
+        return False
+    return True
 
 
 def schema_errors(nb: dict[str, Any], minor: int, *, skip_kernelspec: bool = False) -> list[tuple[str, str]]:
     """(JSON path, message) for the first schema violations, ids excepted; [] when valid."""
-    try:
-        _fast_validator(minor)(nb)
+    if _fast_valid(nb, minor):
         return []
-    except Exception:  # fastjsonschema.JsonSchemaException; its details are poor, so ask jsonschema
-        pass
-    import jsonschema
+    import jsonschema  # the fast validator's details are poor: ask jsonschema where and why
 
     validator = jsonschema.Draft4Validator(_schema(minor))
     errors = []
@@ -211,29 +217,79 @@ def schema_errors(nb: dict[str, Any], minor: int, *, skip_kernelspec: bool = Fal
 
 def check_format(ctx: NotebookContext) -> Iterator[Finding]:
     nb = ctx.nb
-    major = ctx.major
-    if major == 3 or (major is not None and major < 3):
-        yield ctx.finding(
-            "NB003", f"old notebook format {major}: Jupyter converts it on open; `nbmedic repair` writes "
-            "nbformat 4", severity="info", evidence={"nbformat": major, "nbformat_minor": nb.get("nbformat_minor")},
-            fix="`nbmedic repair FILE` converts it to nbformat 4")
+    old = _old_major(nb.get("nbformat"))
+    if old is not None:
+        yield _check_old_format(ctx, old)
         return
-    if major != 4:
-        yield ctx.finding(
-            "NB003", "no valid `nbformat` version field: "
-            + ("the key is missing" if "nbformat" not in nb else f"nbformat is {nb.get('nbformat')!r}"),
-            evidence={"nbformat": nb.get("nbformat"), "keys": sorted(nb)[:20]})
+    if ctx.major != CURRENT_MAJOR:
+        value = nb.get("nbformat")
+        problem = oldformat.MISSING if "nbformat" not in nb else f"expected the integer 4, got {_got(value)}"
+        yield _nb003(ctx, "no valid `nbformat` version field: "
+                     + ("the key is missing" if "nbformat" not in nb else f"nbformat is {value!r}"),
+                     [("$.nbformat", problem)], None)
         return
     errors = schema_errors(nb, ctx.minor, skip_kernelspec=ctx.config.wants("NB030"))
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        cell = _cell_of(first[0])
-        yield ctx.finding(
-            "NB003", f"schema violation at {first[0]}: {first[1]}{more}", cell=cell,
-            evidence={"errors": [{"path": p, "message": m} for p, m in errors[:MAX_SCHEMA_ERRORS]],
-                      "count": len(errors), "nbformat": f"4.{ctx.minor}"})
+        yield _nb003(ctx, f"schema violation at {first[0]}: {first[1]}{more}", errors, f"4.{ctx.minor}",
+                     cell=_cell_of(first[0]))
     yield from _check_ids(ctx)
+
+
+def _nb003(ctx: NotebookContext, message: str, errors: list[tuple[str, str]], version: str | None,
+           **kwargs: Any) -> Finding:
+    """An NB003 finding in its one evidence layout."""
+    evidence = {"errors": [{"path": p, "message": m} for p, m in errors[:MAX_SCHEMA_ERRORS]],
+                "count": len(errors), "nbformat": version}
+    return ctx.finding("NB003", message, evidence=evidence, **kwargs)
+
+
+def _got(value: object) -> str:
+    return f"{oldformat.json_kind(value)} {oldformat.short(value)}"
+
+
+def _old_major(value: object) -> int | None:
+    """1, 2 or 3 for a file nbformat reads as that version (its lookup by version takes 2.0 for 2)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in oldformat.OLD_MAJORS:
+        return None
+    return int(value)
+
+
+def _repair_mends(stop: oldformat.ConversionError) -> bool:
+    """Does ``nbmedic repair`` mend this conversion stop?  It adds a missing ``metadata``, ``worksheets``
+    (``cells`` in nbformat 1) or worksheet ``cells``, replaces metadata that is not an object and rewrites
+    the version fields."""
+    if stop.path in ("$.metadata", "$.nbformat", "$.nbformat_minor"):
+        return True
+    return stop.message == oldformat.MISSING and re.fullmatch(r"\$\.(worksheets|cells|worksheets\[\d+\]\.cells)",
+                                                             stop.path) is not None
+
+
+def _check_old_format(ctx: NotebookContext, major: int) -> Finding:
+    """Info when Jupyter converts the file on open; an error naming the problem when it cannot."""
+    version = f"{major}.{ctx.minor}"
+    try:
+        converted = oldformat.upgrade(ctx.nb, major)
+    except oldformat.ConversionError as exc:
+        fix = ("`nbmedic repair FILE` adds what is missing and converts the notebook to nbformat 4"
+               if _repair_mends(exc) else
+               f"correct {exc.path} by hand (nbformat cannot convert the notebook until then), then "
+               "`nbmedic repair FILE` converts it to nbformat 4")
+        return _nb003(ctx, f"nbformat {version} notebook that Jupyter cannot open: converting it to nbformat 4 "
+                      f"stops at {exc.path}: {exc.message}", [(exc.path, exc.message)], version,
+                      cell=exc.cell, cell_id=None, fix=fix)
+    found = schema_errors(converted.nb, CURRENT_MINOR)
+    if not found:
+        return _nb003(ctx, f"old notebook format {major}: Jupyter converts it on open; `nbmedic repair` writes "
+                      "nbformat 4", [], version, severity="info",
+                      fix="`nbmedic repair FILE` converts it to nbformat 4")
+    errors = [(converted.file_path(path), message) for path, message in found]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return _nb003(ctx, f"nbformat {version} notebook that Jupyter cannot open: converted to nbformat 4, it "
+                  f"violates the schema at {errors[0][0]}: {errors[0][1]}{more}", errors, version,
+                  cell=_cell_of(found[0][0]), cell_id=None,
+                  fix="`nbmedic repair FILE` converts it to nbformat 4 and repairs what it can of the rest")
 
 
 def _cell_of(json_path: str) -> int | None:
