@@ -55,7 +55,7 @@ def write_nb(path: Path, *sources: str, kernel: str = "python3", newline: str = 
 
 @pytest.fixture
 def env_cli(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> RunCli:
-    """``run_cli`` with ``env`` registered (the lead registers it in cli.py; this works either way)."""
+    """``run_cli`` with ``env`` registered, whether or not cli.py registers it."""
     original = cli.build_parser
 
     def build() -> argparse.ArgumentParser:

@@ -12,12 +12,12 @@ import pytest
 from nbmedic.envs.interpreters import (
     InterpreterFacts,
     interpreter_facts,
-    is_rewritten_python,
     path_tool_findings,
     rewrite_finding,
     tool_interpreter,
     user_site_findings,
 )
+from nbmedic.kernelspecs import is_rewritten_python
 
 PY = sys.executable
 
@@ -94,7 +94,7 @@ def test_user_site_shadows_the_environment(tmp_path: Path, venvs: dict[str, Path
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONNOUSERSITE", raising=False)
     python = str(venvs["system"] / "bin" / "python")
-    env = {"PYTHONUSERBASE": str(tmp_path / "userbase")}
+    env = {**os.environ, "PYTHONUSERBASE": str(tmp_path / "userbase")}
     first = interpreter_facts(python, env=env)
     assert isinstance(first, InterpreterFacts) and first.enable_user_site and first.user_site
     user_site = Path(first.user_site)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from nbmedic.commands import kernels
-from nbmedic.envs.kernelspecs import claimed_version, installed_specs
+from nbmedic.envs.kernelspecs import claimed_version
+from nbmedic.kernelspecs import read_kernelspecs
 from tests.nbfactory import code, notebook, write
 
 PY = sys.executable
@@ -128,8 +129,8 @@ def test_fix_yes_removes_broken_and_keeps_healthy(jupyter: tuple[Path, Path], ba
     assert sorted(doc["removed"]) == ["gone", "noipk", "sleeper"]
     assert not any(p.exists() for p in broken)
     assert (healthy / "kernel.json").is_file()
-    assert {s.name for s in installed_specs()} >= {"healthy"}
-    assert not {"gone", "noipk", "sleeper"} & {s.name for s in installed_specs()}
+    assert {s.name for s in read_kernelspecs()} >= {"healthy"}
+    assert not {"gone", "noipk", "sleeper"} & {s.name for s in read_kernelspecs()}
 
 
 def test_fix_without_yes_on_non_interactive_stdin_removes_nothing(
@@ -199,3 +200,18 @@ def test_unknown_name_is_a_usage_error(jupyter: tuple[Path, Path],
 ])
 def test_claimed_version(labels: tuple[str, ...], expected: str | None) -> None:
     assert claimed_version(*labels) == expected
+
+
+def test_unreadable_kernelspec_is_reported(jupyter: tuple[Path, Path],
+                                          kernels_cli: Callable[..., tuple[int, str, str]]) -> None:
+    """jupyter_client lists a folder whose kernel.json is broken (and cannot start it): EN200 says why."""
+    root, _ = jupyter
+    folder = root / "kernels" / "garbled"
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text("{not json", encoding="utf-8")
+    rc, doc = _json(kernels_cli, "--no-launch", "garbled")
+    assert rc == 1
+    [f] = _by_code(doc)["EN200"]
+    assert f["evidence"] == {"kernel": "garbled", "resource_dir": str(folder)}
+    assert "cannot read kernel.json" in f["message"]
+    assert doc["kernels"][0]["status"] == "missing"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ from nbmedic.config import Config
 from nbmedic.notebook import imports
 from tests import nbfactory as nbf
 from tests.conftest import codes
+from tests.specs import LAUNCHER, make_bare_venv, write_spec
 
 CheckJson = Callable[..., tuple[int, list[dict[str, Any]]]]
 MISSING = "nbmedic_surely_missing_mod"
@@ -83,6 +82,26 @@ def test_comment_spans_handles_strings() -> None:
 
 
 # --- NB041 ------------------------------------------------------------------------------------------
+# Modules that must be missing are either names no package has (MISSING, OTHER) or real package names
+# asked of a Python that has nothing installed (the ``bare`` kernel: a venv without pip), so the answers
+# do not depend on what this machine happens to have.
+
+OTHER = "nbmedic_surely_missing_other"
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bare_venv(tmp_path_factory.mktemp("bare") / "venv")
+
+
+@pytest.fixture
+def bare_kernel(bare_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec ``bare`` (in a temporary JUPYTER_PATH) whose Python has only the standard library."""
+    write_spec(tmp_path / "jp", "bare", [str(bare_python), *LAUNCHER])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    monkeypatch.setenv("NBMEDIC_CACHE_DIR", str(tmp_path / "cache"))
+    return "bare"
+
 
 REALISTIC = [
     "%load_ext autoreload\n%autoreload 2\nimport os, sys\nimport json as j\nfrom collections import OrderedDict",
@@ -109,24 +128,25 @@ def test_nb041_quiet_on_realistic_cells(tmp_path: Path, check_json: CheckJson, s
 
 def test_nb041_missing_modules(tmp_path: Path, check_json: CheckJson) -> None:
     path = _one(tmp_path,
-                nbf.code("%time x = 1\nimport numpy as np\nimport os, sys"),
+                nbf.code(f"%time x = 1\nimport {OTHER} as o\nimport os, sys"),
                 nbf.md(f"import {MISSING}"),
-                nbf.code(f"from {MISSING}.sub import thing\nimport numpy.linalg"),
+                nbf.code(f"from {MISSING}.sub import thing\nimport {OTHER}.linalg"),
                 nbf.code(f"%%time\nimport {MISSING}"))
     _, findings = check_json(str(path))
     assert codes(findings) == ["NB041"]
     [f] = findings
     assert f["severity"] == "warning" and f["cell"] == 0
     ev = f["evidence"]
-    assert ev["modules"] == ["numpy", MISSING]
-    assert ev["cells"] == {"numpy": [0, 2], MISSING: [2, 3]}
+    assert ev["modules"] == [OTHER, MISSING]
+    assert ev["cells"] == {OTHER: [0, 2], MISSING: [2, 3]}
     assert ev["interpreter"] == sys.executable and ev["kernel"] == "python3"
-    assert "`numpy`" in f["message"] and sys.executable in f["message"]
-    assert f"%pip install numpy {MISSING}" in f["fix"]
+    assert f"`{OTHER}`" in f["message"] and sys.executable in f["message"]
+    assert f"%pip install {OTHER} {MISSING}" in f["fix"]
 
 
-def test_nb041_pip_installing_notebook_is_info(tmp_path: Path, check_json: CheckJson) -> None:
-    path = _one(tmp_path, nbf.code("!pip install -q scikit-learn"), nbf.code("from sklearn import svm"))
+def test_nb041_pip_installing_notebook_is_info(tmp_path: Path, check_json: CheckJson, bare_kernel: str) -> None:
+    path = _one(tmp_path, nbf.code("!pip install -q scikit-learn"), nbf.code("from sklearn import svm"),
+                kernel=bare_kernel)
     _, findings = check_json(str(path))
     [f] = findings
     assert f["code"] == "NB041" and f["severity"] == "info"
@@ -138,16 +158,16 @@ def test_nb041_pip_installing_notebook_is_info(tmp_path: Path, check_json: Check
 @pytest.mark.parametrize("install", ["%pip install numpy", "%conda install -y numpy",
                                      "!{sys.executable} -m pip install numpy",
                                      "%%capture\n!pip install numpy"])
-def test_nb041_install_forms(tmp_path: Path, check_json: CheckJson, install: str) -> None:
-    path = _one(tmp_path, nbf.code(install), nbf.code("import numpy"))
+def test_nb041_install_forms(tmp_path: Path, check_json: CheckJson, bare_kernel: str, install: str) -> None:
+    path = _one(tmp_path, nbf.code(install), nbf.code("import numpy"), kernel=bare_kernel)
     [f] = check_json(str(path))[1]
-    assert f["severity"] == "info"
+    assert f["evidence"]["modules"] == ["numpy"] and f["severity"] == "info"
 
 
-def test_nb041_commented_install_does_not_count(tmp_path: Path, check_json: CheckJson) -> None:
-    path = _one(tmp_path, nbf.code("# !pip install numpy"), nbf.code("import numpy"))
+def test_nb041_commented_install_does_not_count(tmp_path: Path, check_json: CheckJson, bare_kernel: str) -> None:
+    path = _one(tmp_path, nbf.code("# !pip install numpy"), nbf.code("import numpy"), kernel=bare_kernel)
     [f] = check_json(str(path))[1]
-    assert f["severity"] == "warning"
+    assert f["evidence"]["modules"] == ["numpy"] and f["severity"] == "warning"
 
 
 def test_nb041_local_and_written_modules(tmp_path: Path, check_json: CheckJson) -> None:
@@ -165,10 +185,13 @@ def test_nb041_local_and_written_modules(tmp_path: Path, check_json: CheckJson) 
 
 
 def test_nb041_skipped_for_other_languages(tmp_path: Path, check_json: CheckJson) -> None:
-    nb = nbf.notebook(nbf.code("library(numpy)\nimport numpy"), kernel="python3")
+    nb = nbf.notebook(nbf.code(f"library({MISSING})\nimport {MISSING}"), kernel="python3")
     nb.metadata["kernelspec"]["language"] = "R"
     path = nbf.write(tmp_path / "r.ipynb", nb)
     assert check_json("--select", "NB041", str(path))[1] == []
+    nb.metadata["kernelspec"]["language"] = "python"  # the same cells in a Python notebook
+    nbf.write(path, nb)
+    assert codes(check_json("--select", "NB041", str(path))[1]) == ["NB041"]
 
 
 def test_nb041_no_kernelspec_uses_default_kernel(tmp_path: Path, check_json: CheckJson) -> None:
@@ -176,23 +199,13 @@ def test_nb041_no_kernelspec_uses_default_kernel(tmp_path: Path, check_json: Che
     assert codes(check_json(str(path))[1]) == ["NB030", "NB041"]
 
 
-def _kernel(root: Path, name: str, argv0: str, env: dict[str, str] | None = None) -> None:
-    folder = root / "kernels" / name
-    folder.mkdir(parents=True)
-    spec: dict[str, Any] = {"argv": [argv0, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                            "display_name": name, "language": "python"}
-    if env:
-        spec["env"] = env
-    (folder / "kernel.json").write_text(json.dumps(spec))
-
-
 def test_nb041_uses_the_kernels_interpreter_and_env(tmp_path: Path, check_json: CheckJson,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     extra = tmp_path / "extra-site"
     extra.mkdir()
     (extra / "kernel_only_mod.py").write_text("")
-    _kernel(tmp_path / "jp", "withpath", sys.executable, {"PYTHONPATH": str(extra)})
-    _kernel(tmp_path / "jp", "broken", str(tmp_path / "nowhere" / "python3"))
+    write_spec(tmp_path / "jp", "withpath", [sys.executable, *LAUNCHER], env={"PYTHONPATH": str(extra)})
+    write_spec(tmp_path / "jp", "broken", [str(tmp_path / "nowhere" / "python3"), *LAUNCHER])
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
     src = nbf.code("import kernel_only_mod")
     nb_dir = tmp_path / "nbs"
@@ -203,27 +216,38 @@ def test_nb041_uses_the_kernels_interpreter_and_env(tmp_path: Path, check_json: 
     assert check_json(str(_one(nb_dir, src, name="c.ipynb", kernel="broken")))[1] == []
 
 
-def test_nb041_one_subprocess_per_notebook_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[list[str]] = []
-    real_run = subprocess.run
+def test_nb041_honours_the_kernels_interpreter_options(tmp_path: Path, check_json: CheckJson,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -I`` ignores PYTHONPATH: a module only PYTHONPATH provides is missing for that kernel."""
+    extra = tmp_path / "extra-site"
+    extra.mkdir()
+    (extra / "path_only_mod.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(extra))
+    write_spec(tmp_path / "jp", "plain", [sys.executable, *LAUNCHER])
+    write_spec(tmp_path / "jp", "isolated", [sys.executable, "-I", *LAUNCHER])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    monkeypatch.setenv("NBMEDIC_CACHE_DIR", str(tmp_path / "cache"))
+    src = nbf.code("import path_only_mod")
+    assert check_json(str(_one(tmp_path / "nbs", src, name="a.ipynb", kernel="plain")))[1] == []
+    [f] = check_json(str(_one(tmp_path / "nbs", src, name="b.ipynb", kernel="isolated")))[1]
+    assert f["evidence"]["modules"] == ["path_only_mod"]
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(json.loads(kwargs["input"]))
-        assert kwargs["cwd"] == str(tmp_path)
-        return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(code.subprocess, "run", spy)
+def test_nb041_one_probe_per_interpreter_and_none_when_warm(tmp_path: Path, bare_kernel: str) -> None:
+    """Cold: one subprocess for the whole command (the first notebook's names, and the listing that answers
+    the others).  Warm (a later command, the environment unchanged): none."""
     paths = [
-        _one(tmp_path, nbf.code("import os, json\nimport numpy"), name="a.ipynb"),
-        _one(tmp_path, nbf.code(f"import numpy\nimport {MISSING}\nimport re"), name="b.ipynb"),
-        _one(tmp_path, nbf.code(f"import numpy, {MISSING}"), name="c.ipynb"),
-        _one(tmp_path, nbf.code("print('no imports')"), name="d.ipynb"),
+        _one(tmp_path, nbf.code("import os, json\nimport numpy"), name="a.ipynb", kernel=bare_kernel),
+        _one(tmp_path, nbf.code(f"import numpy\nimport {MISSING}\nimport re"), name="b.ipynb", kernel=bare_kernel),
+        _one(tmp_path, nbf.code(f"import numpy, {MISSING}, zipfile"), name="c.ipynb", kernel=bare_kernel),
+        _one(tmp_path, nbf.code("print('no imports')"), name="d.ipynb", kernel=bare_kernel),
     ]
-    found = check_paths(paths, Config(), CheckEnv())
-    assert [(Path(f.path).name, f.evidence["modules"]) for f in found] == [
-        ("a.ipynb", ["numpy"]), ("b.ipynb", ["numpy", MISSING]), ("c.ipynb", ["numpy", MISSING])]
-    # os, json, re are resolved in-process (stdlib of this very interpreter); numpy once; c.ipynb from cache
-    assert calls == [["numpy"], [MISSING]]
+    expected = [("a.ipynb", ["numpy"]), ("b.ipynb", ["numpy", MISSING]), ("c.ipynb", ["numpy", MISSING])]
+    for probes in (1, 0):
+        env = CheckEnv()
+        found = check_paths(paths, Config(), env)
+        assert [(Path(f.path).name, f.evidence["modules"]) for f in found] == expected
+        assert code.import_prober(env).probes_run == probes
 
 
 def test_parse_cell_neutralises_ipython_syntax() -> None:
@@ -233,12 +257,8 @@ def test_parse_cell_neutralises_ipython_syntax() -> None:
     assert imports.parse_cell("def broken(:\n    pass") is None
 
 
-def test_nb041_matplotlib_magic_needs_matplotlib(tmp_path: Path, check_json: CheckJson) -> None:
-    import importlib.util
-
-    path = nbf.write(tmp_path / "plot.ipynb", nbf.notebook(nbf.code("%matplotlib inline\nx = 1", count=1)))
+def test_nb041_matplotlib_magic_needs_matplotlib(tmp_path: Path, check_json: CheckJson, bare_kernel: str) -> None:
+    path = nbf.write(tmp_path / "plot.ipynb", nbf.notebook(nbf.code("%matplotlib inline\nx = 1", count=1),
+                                                           kernel=bare_kernel))
     found = [f for f in check_json(str(path))[1] if f["code"] == "NB041"]
-    installed = importlib.util.find_spec("matplotlib") is not None
-    assert bool(found) is not installed
-    if found:
-        assert found[0]["evidence"]["modules"] == ["matplotlib"]
+    assert [f["evidence"]["modules"] for f in found] == [["matplotlib"]]

@@ -84,18 +84,35 @@ def test_nb031_custom_kernel_found_case_insensitively(tmp_path: Path, check_json
 
 
 def test_kernelspecs_looked_up_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jupyter_client import kernelspec
+    from nbmedic.checks import kernel
 
     calls = []
-    original = kernelspec.KernelSpecManager.find_kernel_specs
+    original = kernel.read_kernelspecs
 
-    def counting(self: Any) -> dict[str, str]:
+    def counting() -> Any:
         calls.append(1)
-        return original(self)
+        return original()
 
-    monkeypatch.setattr(kernelspec.KernelSpecManager, "find_kernel_specs", counting)
+    monkeypatch.setattr(kernel, "read_kernelspecs", counting)
     paths = [nbf.write(tmp_path / f"n{i}.ipynb", nbf.notebook(nbf.code("import os"), kernel=k))
              for i, k in enumerate(["python3", "missing-kernel", "python3"])]
     found = check_paths(paths, Config(), CheckEnv())
     assert [f.code for f in found] == ["NB031"]
     assert len(calls) == 1
+
+
+def test_nb031_lists_what_jupyter_client_lists(tmp_path: Path, check_json: CheckJson,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel folder whose kernel.json is broken is still "installed" for jupyter_client (it fails to
+    start: EN200's business), and the native python3 counts when no folder provides one."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    add_kernel(tmp_path / "jp", "other", ["/nonexistent/python"])
+    (tmp_path / "jp" / "kernels" / "broken").mkdir()
+    (tmp_path / "jp" / "kernels" / "broken" / "kernel.json").write_text("{")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    path = nbf.write(tmp_path / "k.ipynb", nbf.notebook(nbf.code("1"), kernel="gone"))
+    [f] = check_json(str(path))[1]
+    assert f["code"] == "NB031"
+    assert f["evidence"]["installed"] == sorted(KernelSpecManager().find_kernel_specs())
+    assert {"broken", "other", "python3"} <= set(f["evidence"]["installed"])

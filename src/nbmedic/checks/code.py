@@ -2,26 +2,28 @@
 
 NB040 looks for absolute home-directory paths with one regular expression over each code cell and
 only then tells comments from code.  NB041 parses, with ``ast``, only the cells that mention
-``import`` and asks the *kernel's* interpreter, in one subprocess per notebook and only for names
-not already resolved during this run, whether ``importlib.util.find_spec`` finds each module.
+``import`` and asks the *kernel's* interpreter (``Kernelspec.interpreter``, the rule every layer uses)
+whether it can import each module: ``nbmedic.envs.importable`` asks it once per interpreter and state of
+its environment and remembers the answer on disk, so a warm run starts no subprocess.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from nbmedic.checks.kernel import kernel_for, notebook_kernelspec
+from nbmedic.checks.kernel import kernel_for
 from nbmedic.checks.rules import CheckEnv, NotebookContext, RuleTable
+from nbmedic.envs.importable import ImportProber
 from nbmedic.findings import Finding
-from nbmedic.notebook.imports import code_cells, scan_imports
+from nbmedic.kernelspecs import Kernelspec
+from nbmedic.notebook.cells import kernel_language_of
+from nbmedic.notebook.imports import ImportScan, code_cells, scan_imports
 
 # --- NB040: absolute local paths ------------------------------------------------------------------
 
@@ -114,27 +116,7 @@ PACKAGE_NAMES = {
 }
 
 
-_RESOLVE_SCRIPT = r"""
-import importlib.util, json, os, sys
-cwd = os.getcwd()
-out = {}
-for name in json.loads(sys.stdin.read()):
-    try:
-        spec = importlib.util.find_spec(name)
-    except Exception:
-        spec = None
-    if spec is None:
-        out[name] = "missing"
-        continue
-    places = list(spec.submodule_search_locations or [])
-    if spec.origin and spec.has_location:
-        places.append(spec.origin)
-    local = any(os.path.dirname(os.path.abspath(p)) == cwd for p in places)
-    out[name] = "local" if local else "found"
-sys.stdout.write(json.dumps(out))
-"""
-RESOLVE_TIMEOUT = 60.0
-_CACHE_KEY = "nb041-importable"
+_PROBER_KEY = "nb041-prober"
 _LOCAL_KEY = "nb041-local-modules"
 _LOCAL_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pyw")
 
@@ -169,105 +151,94 @@ def _same_interpreter(path: str) -> bool:
     return os.path.normcase(os.path.abspath(path)) == os.path.normcase(os.path.abspath(sys.executable))
 
 
-def resolve_modules(env: CheckEnv, interpreter: str, kernel_env: dict[str, str], folder: str,
-                    names: list[str]) -> dict[str, bool] | None:
-    """Which ``names`` the interpreter can import from ``folder``; None if it could not be asked."""
-    all_cache: dict[str, dict[str, bool] | None] = env.cache.setdefault(_CACHE_KEY, {})
-    key = interpreter + "\0" + json.dumps(kernel_env, sort_keys=True)
-    if key not in all_cache:
-        all_cache[key] = {}
-    cache = all_cache[key]
-    if cache is None:  # the interpreter failed before: do not pay for it again
+def import_prober(env: CheckEnv) -> ImportProber:
+    """The command's import prober (memory and disk cache of what each interpreter can import)."""
+    prober = env.cache.get(_PROBER_KEY)
+    if not isinstance(prober, ImportProber):
+        prober = env.cache[_PROBER_KEY] = ImportProber()
+    return prober
+
+
+def resolve_modules(env: CheckEnv, kernel: Kernelspec, folder: str, names: list[str]) -> dict[str, bool] | None:
+    """Which ``names`` the kernel's interpreter can import (the notebook's folder apart); None if it could
+    not be asked.  Built-in and already-imported stdlib modules of nbmedic's own interpreter are answered
+    here, the rest by ``ImportProber`` (one subprocess per interpreter and environment state)."""
+    python = kernel.interpreter.python
+    if python is None:
         return None
+    flags = kernel.interpreter.flags
+    same = _same_interpreter(python) and not flags and not kernel.env
     result: dict[str, bool] = {}
     unknown: list[str] = []
-    same = _same_interpreter(interpreter) and not kernel_env
     for name in names:
-        if name in cache:
-            result[name] = cache[name]
-        elif same and (name in sys.builtin_module_names
-                       or (name in sys.stdlib_module_names and name in sys.modules)):
-            result[name] = cache[name] = True
+        if same and (name in sys.builtin_module_names
+                     or (name in sys.stdlib_module_names and name in sys.modules)):
+            result[name] = True
         else:
             unknown.append(name)
-    if not unknown:
-        return result
-    run_env = {**os.environ, **kernel_env}
-    try:
-        proc = subprocess.run(
-            [interpreter, "-c", _RESOLVE_SCRIPT], input=json.dumps(unknown), capture_output=True, text=True,
-            cwd=folder, env=run_env, timeout=RESOLVE_TIMEOUT, check=False)
-        answers = json.loads(proc.stdout) if proc.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        answers = None
-    if not isinstance(answers, dict):
-        all_cache[key] = None
-        return None
-    for name in unknown:
-        state = answers.get(name)
-        if state == "local":
-            result[name] = True  # found in the notebook's folder only: not true elsewhere
-        else:
-            result[name] = cache[name] = state == "found"
+    if unknown:
+        answers = import_prober(env).importable(python, unknown, flags=flags, environ=kernel.environ(),
+                                                cwd=folder)
+        if answers is None:
+            return None
+        result.update(answers)
     return result
+
+
+def _python_notebook(nb: dict[str, Any]) -> bool:
+    return kernel_language_of(nb).lower().startswith("python")
 
 
 def check_imports(ctx: NotebookContext) -> Iterator[Finding]:
     """NB041: imported modules the kernel's interpreter cannot find."""
-    spec = notebook_kernelspec(ctx.nb)
-    language = spec.get("language") if spec else None
-    meta = ctx.nb.get("metadata")
-    info = meta.get("language_info") if isinstance(meta, dict) else None
-    if isinstance(info, dict) and isinstance(info.get("name"), str):
-        language = language or info["name"]
-    if isinstance(language, str) and not language.lower().startswith("python"):
+    if not _python_notebook(ctx.nb):
         return
     scan = scan_imports(ctx.nb)
     candidates = [name for name in scan.modules if name not in scan.written]
     if not candidates:
         return
     kernel = kernel_for(ctx.nb, ctx.env)
-    if kernel is None or not (kernel.language or "python").startswith("python"):
-        return  # not installed (NB031) or not a Python kernel
-    interpreter = kernel.interpreter
-    if interpreter is None:
-        return
+    if kernel is None or kernel.interpreter.python is None:
+        return  # not installed (NB031), not a Python kernel, or a Python nobody can name (EN200)
     folder = os.path.dirname(os.path.abspath(ctx.path))
     local = local_modules(ctx.env, folder)
     candidates = [name for name in candidates if name not in local]
     if not candidates:
         return
-    resolved = resolve_modules(ctx.env, interpreter, kernel.env, folder, candidates)
+    resolved = resolve_modules(ctx.env, kernel, folder, candidates)
     if resolved is None:
         return
     missing = [name for name in candidates if not resolved.get(name, True)]
-    if not missing:
-        return
+    if missing:
+        yield _missing_finding(ctx, scan, missing, kernel.interpreter.python, kernel.name)
+
+
+def _missing_finding(ctx: NotebookContext, scan: ImportScan, missing: list[str], interpreter: str,
+                     kernel: str) -> Finding:
     cells = sorted({c for name in missing for c in scan.modules[name]})
     first = min(scan.modules[name][0] for name in missing)
     where = f"cell {cells[0]}" if len(cells) == 1 else "cells " + ", ".join(map(str, cells[:5])) + (
         ", ..." if len(cells) > 5 else "")
+    verb = "imports" if len(cells) == 1 else "import"
     if len(missing) == 1:
-        message = (f"{where} {'imports' if len(cells) == 1 else 'import'} `{missing[0]}`, which the kernel's "
-                   f"Python ({interpreter}) cannot import")
+        message = f"{where} {verb} `{missing[0]}`, which the kernel's Python ({interpreter}) cannot import"
     else:
         shown = ", ".join(f"`{m}`" for m in missing[:6]) + (", ..." if len(missing) > 6 else "")
-        message = (f"{where} {'imports' if len(cells) == 1 else 'import'} {len(missing)} modules the kernel's "
-                   f"Python ({interpreter}) cannot import: {shown}")
+        message = (f"{where} {verb} {len(missing)} modules the kernel's Python ({interpreter}) cannot "
+                   f"import: {shown}")
     packages = " ".join(PACKAGE_NAMES.get(m, m) for m in missing)
     evidence: dict[str, Any] = {
         "modules": missing, "cells": {m: scan.modules[m] for m in missing},
-        "interpreter": interpreter, "kernel": kernel.name, "installs_in_notebook": scan.installs}
+        "interpreter": interpreter, "kernel": kernel, "installs_in_notebook": scan.installs}
     if scan.installs:
         message += (f"; the notebook installs packages itself (cell {scan.installs[0]}), so they may be "
                     "present once it has run")
         fix = (f"run the install cell first, or install them into the kernel's environment: "
                f"`{shlex.quote(interpreter)} -m pip install {packages}`")
-        yield ctx.finding("NB041", message, cell=first, evidence=evidence, severity="info", fix=fix)
-    else:
-        fix = (f"`%pip install {packages}` in the notebook (installs into the kernel's environment), or "
-               f"`{shlex.quote(interpreter)} -m pip install {packages}`")
-        yield ctx.finding("NB041", message, cell=first, evidence=evidence, fix=fix)
+        return ctx.finding("NB041", message, cell=first, evidence=evidence, severity="info", fix=fix)
+    fix = (f"`%pip install {packages}` in the notebook (installs into the kernel's environment), or "
+           f"`{shlex.quote(interpreter)} -m pip install {packages}`")
+    return ctx.finding("NB041", message, cell=first, evidence=evidence, fix=fix)
 
 
 RULES: RuleTable = [

@@ -1,7 +1,9 @@
 """``nbmedic env capture|check|rebuild|export``: lock the environment a notebook's kernel runs in.
 
-Keep this module light at import: the CLI imports it to build its parser.  The work happens in
-``nbmedic.envs.lock`` and ``nbmedic.envs.rebuild``, imported by ``run``.
+Keep this module light at import: the CLI imports it to build its parser, so nbmedic's own modules
+(which pull in orjson and the like) are imported by the functions that use them.  The work happens in
+``nbmedic.envs.lock`` and ``nbmedic.envs.rebuild``; the kernel's interpreter comes from
+``nbmedic.kernelspecs`` (the rule NB041 and ``nbmedic kernels`` use too).
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbmedic.envs.lock import KernelPython
 
 
 def add_parser(sub: Any) -> None:
@@ -83,11 +88,11 @@ def run(args: argparse.Namespace) -> int:
     return _rebuild(args)
 
 
-def _interpreter(args: argparse.Namespace, path: Path, nb: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """``--python`` or the kernel's interpreter, and the environment variables its kernelspec sets."""
-    from nbmedic.envs.lock import kernel_interpreter, resolve_python
+def _interpreter(args: argparse.Namespace, path: Path, nb: dict[str, Any]) -> KernelPython:
+    """``--python`` or the kernel's interpreter (with its options and environment)."""
+    from nbmedic.envs.lock import KernelPython, kernel_interpreter, resolve_python
 
-    return (resolve_python(args.python), {}) if args.python else kernel_interpreter(path, nb)
+    return KernelPython(resolve_python(args.python)) if args.python else kernel_interpreter(path, nb)
 
 
 def _capture(args: argparse.Namespace) -> int:
@@ -102,9 +107,10 @@ def _capture(args: argparse.Namespace) -> int:
 
     path = Path(args.notebook)
     nb, data = read_nb(path)
-    python, env = _interpreter(args, path, nb)
+    kernel = _interpreter(args, path, nb)
     imports = notebook_imports(path, nb, data) if args.imports_only else None
-    lock, unresolved = capture(python, imports, env=env, cwd=str(path.parent.absolute()))
+    lock, unresolved = capture(kernel.python, imports, env=kernel.environ, flags=kernel.flags,
+                               cwd=str(path.parent.absolute()))
     if args.lock_file:
         target = Path(args.lock_file)
         changed = write_lock_file(target, lock)
@@ -154,8 +160,8 @@ def _check(args: argparse.Namespace) -> int:
         findings.append(make("EN223", str(path), "the notebook has no environment lock although "
                              "[tool.nbmedic] require-lock = true", evidence={"config": config.source}))
     else:
-        python, env = _interpreter(args, path, nb)
-        current, _ = capture(python, env=env, cwd=str(path.parent.absolute()))
+        kernel = _interpreter(args, path, nb)
+        current, _ = capture(kernel.python, env=kernel.environ, flags=kernel.flags, cwd=str(path.parent.absolute()))
         findings = compare(lock, current, str(path), lock_source=lock_source)
         extra.update(locked=True, interpreter=current["interpreter"])
         if args.format == "text":

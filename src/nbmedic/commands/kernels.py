@@ -1,7 +1,9 @@
 """``nbmedic kernels``: list every kernelspec, launch each one, explain what is broken; ``--fix`` cleans up.
 
-Keep this module light at import: the CLI imports it to build its parser.  The probes live in
-``nbmedic.envs.kernelspecs`` and ``nbmedic.envs.interpreters``, imported by ``run``.
+Keep this module light at import: the CLI imports it to build its parser, so nbmedic's own modules
+(which pull in orjson and the like) are imported by the functions that use them.  The kernelspecs come
+from ``nbmedic.kernelspecs``; the probes live in ``nbmedic.envs.kernelspecs`` and
+``nbmedic.envs.interpreters``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbmedic.envs.kernelspecs import KernelReport
     from nbmedic.findings import Finding
+    from nbmedic.kernelspecs import Kernelspecs
 
 
 def add_parser(sub: Any) -> None:
@@ -94,18 +97,8 @@ def _table(reports: list[KernelReport]) -> None:
             force_terminal=None if out.isatty() else False).print(table)
 
 
-def run(args: argparse.Namespace) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from nbmedic.commands.common import emit
-    from nbmedic.envs.kernelspecs import (
-        check_spec,
-        duplicate_findings,
-        installed_specs,
-        notebook_version_findings,
-    )
+def _check_args(args: argparse.Namespace) -> None:
     from nbmedic.errors import UsageError
-    from nbmedic.findings import exit_code
 
     if args.jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
@@ -113,28 +106,65 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--startup-timeout must be positive")
     if args.yes and not args.fix:
         raise UsageError("--yes only makes sense with --fix")
+
+
+def _wanted(args: argparse.Namespace, specs: Kernelspecs) -> set[str] | None:
+    """The kernels to check: the NAMEs, the kernels the --notebook files use, --register's; None: all."""
+    from nbmedic.errors import UsageError
+    from nbmedic.notebook.cells import kernel_name_of
+    from nbmedic.notebook.io import NotebookReadError, read_notebook
+
+    if not args.names:
+        return None
+    unknown = sorted(n for n in args.names if n not in specs)
+    if unknown:
+        raise UsageError(f"no kernelspec named {', '.join(unknown)} (installed: "
+                         f"{', '.join(specs.names) or 'none'})")
+    wanted = {n.lower() for n in args.names}
+    for nb in args.notebook:
+        try:
+            wanted.add(kernel_name_of(read_notebook(nb)[0]).lower())
+        except (OSError, NotebookReadError):
+            pass
+    if args.register:
+        wanted.add(args.register.lower())
+    return wanted
+
+
+def _fix(args: argparse.Namespace, reports: list[KernelReport], notes: list[str]) -> list[str]:
+    """--fix: remove the broken kernelspecs (asking unless --yes); the names removed."""
+    removed: list[str] = []
+    broken = [r for r in reports if r.broken]
+    if broken and not args.yes and not sys.stdin.isatty():
+        notes.append("--fix: stdin is not a terminal and --yes was not given: nothing removed")
+        return removed
+    for r in broken:
+        if not args.yes and not _ask(f"remove the broken kernelspec {r.spec.name!r} ({r.spec.resource_dir})? [y/N] "):
+            continue
+        error = _remove(r)
+        if error:
+            notes.append(error)
+        else:
+            removed.append(r.spec.name)
+            r.status = "removed"
+            notes.append(f"removed {r.spec.name} ({r.spec.resource_dir})")
+    return removed
+
+
+def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nbmedic.commands.common import emit
+    from nbmedic.envs.kernelspecs import check_spec, duplicate_findings, notebook_version_findings
+    from nbmedic.findings import exit_code
+    from nbmedic.kernelspecs import read_kernelspecs
+
+    _check_args(args)
     notes: list[str] = []
     if args.register:
         notes.append(f"registered: {_register(args.register)}")
-    specs = installed_specs()
-    wanted = set(args.names) if args.names else None
-    # the kernels named by notebooks are checked too
-    if wanted is not None:
-        import json
-        from pathlib import Path
-
-        for nb in args.notebook:
-            try:
-                meta = json.loads(Path(nb).read_text(encoding="utf-8")).get("metadata") or {}
-                wanted.add(str((meta.get("kernelspec") or {}).get("name") or ""))
-            except (OSError, ValueError, AttributeError):
-                pass
-        if args.register:
-            wanted.add(args.register)
-    unknown = sorted(n for n in (args.names or []) if n not in {s.name for s in specs})
-    if unknown:
-        raise UsageError(f"no kernelspec named {', '.join(unknown)} (installed: "
-                         f"{', '.join(s.name for s in specs) or 'none'})")
+    specs = read_kernelspecs()  # once, after --register
+    wanted = _wanted(args, specs)
     chosen = [s for s in specs if wanted is None or s.name in wanted]
     with ThreadPoolExecutor(max_workers=args.jobs, thread_name_prefix="nbmedic-kernels") as pool:
         reports = list(pool.map(
@@ -143,26 +173,9 @@ def run(args: argparse.Namespace) -> int:
     findings.extend(duplicate_findings(specs, only=wanted))
     for nb in args.notebook:
         findings.extend(notebook_version_findings(nb, reports))
-
-    removed: list[str] = []
-    if args.fix:
-        broken = [r for r in reports if r.broken]
-        if broken and not args.yes and not sys.stdin.isatty():
-            notes.append("--fix: stdin is not a terminal and --yes was not given: nothing removed")
-            broken = []
-        for r in broken:
-            if not args.yes and not _ask(f"remove the broken kernelspec {r.spec.name!r} ({r.spec.resource_dir})? [y/N] "):
-                continue
-            error = _remove(r)
-            if error:
-                notes.append(error)
-            else:
-                removed.append(r.spec.name)
-                r.status = "removed"
-                notes.append(f"removed {r.spec.name} ({r.spec.resource_dir})")
+    removed = _fix(args, reports, notes) if args.fix else []
     gone = {r.spec.resource_dir for r in reports if r.status == "removed"}
     remaining = [f for f in findings if not (f.path in gone and f.code in ("EN200", "EN201", "EN202"))]
-
     if args.format == "json":
         emit(findings, [r.spec.resource_dir for r in reports], "json",
              extra={"kernels": [r.to_dict() for r in reports], "removed": removed, "notes": notes})

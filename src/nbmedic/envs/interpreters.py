@@ -6,7 +6,9 @@
 * EN212: a kernelspec whose argv[0] is ``python``/``python3``/``pythonX.Y`` is rewritten by
   jupyter_client to the *server's* ``sys.executable``.
 
-Facts about an interpreter are asked of the interpreter itself (one short subprocess).
+Which interpreter a kernelspec runs is decided by ``nbmedic.kernelspecs`` (one rule for every layer);
+facts about an interpreter are asked of the interpreter itself (one short subprocess, with the kernel's
+interpreter options and environment).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbmedic.findings import Finding, make
+from nbmedic.kernelspecs import is_rewritten_python
 
 __all__ = ["InterpreterFacts", "interpreter_facts", "is_rewritten_python", "path_tool_findings",
            "rewrite_finding", "tool_interpreter", "user_site_findings"]
@@ -84,13 +87,13 @@ class InterpreterFacts:
     env_dists: dict[str, str] = field(default_factory=dict)
 
 
-def interpreter_facts(python: str, *, env: Mapping[str, str] | None = None,
+def interpreter_facts(python: str, *, env: Mapping[str, str] | None = None, flags: Sequence[str] = (),
                       timeout: float = 20.0) -> InterpreterFacts | str:
-    """Ask ``python`` about itself; an error message (str) when it cannot answer."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    """Ask ``python`` (with the kernel's interpreter ``flags``, in the kernel's whole environment ``env``,
+    default os.environ) about itself; an error message (str) when it cannot answer."""
+    full_env = dict(os.environ if env is None else env)
     try:
-        proc = subprocess.run([python, "-c", _FACTS_SCRIPT], capture_output=True, text=True,
+        proc = subprocess.run([python, *flags, "-c", _FACTS_SCRIPT], capture_output=True, text=True,
                               timeout=timeout, env=full_env, stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired:
         return f"{python} did not answer within {timeout:g} s"
@@ -113,11 +116,6 @@ def interpreter_facts(python: str, *, env: Mapping[str, str] | None = None,
 
 
 # --- EN212 ------------------------------------------------------------------------------------------
-
-def is_rewritten_python(argv0: str) -> bool:
-    """jupyter_client replaces ``python``, ``python3`` and ``pythonX.Y`` (the server's) by ``sys.executable``."""
-    return argv0 in {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
-
 
 def rewrite_finding(name: str, argv: Sequence[str], *, path: str | None = None,
                     server_python: str | None = None) -> Finding | None:

@@ -1,213 +1,111 @@
 """Kernelspec probes (EN200–EN204): every kernelspec Jupyter can see, and whether it really works.
 
-``installed_specs()`` lists them as jupyter_client resolves them (the first folder of a name wins) and
-remembers the ones they shadow; ``check_spec()`` checks one (interpreter present, ipykernel importable,
-a real launch to ``kernel_info``); ``duplicate_findings()`` and ``version_findings()`` compare them.
+The kernelspecs and the Python each one runs come from ``nbmedic.kernelspecs`` (the one model NB041 and
+``nbmedic env`` read too); ``check_spec()`` checks one (interpreter present, ipykernel importable, a real
+launch to ``kernel_info``); ``duplicate_findings()`` and ``version_findings()`` compare them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nbmedic.envs.interpreters import (
     InterpreterFacts,
     interpreter_facts,
-    is_rewritten_python,
     path_tool_findings,
     rewrite_finding,
     user_site_findings,
 )
 from nbmedic.findings import Finding, make
+from nbmedic.kernelspecs import Kernelspec
+from nbmedic.notebook.cells import kernel_name_of
+from nbmedic.notebook.io import NotebookReadError, read_notebook
 
-__all__ = ["KernelReport", "SpecInfo", "check_spec", "claimed_version", "duplicate_findings",
-           "installed_specs", "notebook_version_findings", "resolve_interpreter"]
-
-
-@dataclass
-class SpecInfo:
-    """One kernelspec folder."""
-
-    name: str
-    display_name: str
-    resource_dir: str
-    argv: list[str]
-    language: str
-    source: str  # user | path (JUPYTER_PATH) | env | system | other
-    env: dict[str, str] = field(default_factory=dict)
-    shadows: list[SpecInfo] = field(default_factory=list)  # same name, lower priority folders
+__all__ = ["KernelReport", "check_spec", "claimed_version", "duplicate_findings", "notebook_version_findings"]
 
 
 @dataclass
 class KernelReport:
     """What checking one kernelspec found."""
 
-    spec: SpecInfo
-    interpreter: str | None = None
+    spec: Kernelspec
+    interpreter: str | None = None  # the program the kernel runs (argv[0] as jupyter_client resolves it)
     python_version: str | None = None
     status: str = "unchecked"  # ok | missing | no-ipykernel | failed | unchecked
     findings: list[Finding] = field(default_factory=list)
     facts: InterpreterFacts | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.spec
-        return {"name": s.name, "display_name": s.display_name, "resource_dir": s.resource_dir,
-                "argv": s.argv, "language": s.language, "source": s.source, "interpreter": self.interpreter,
-                "python_version": self.python_version, "status": self.status}
+        return {**self.spec.to_dict(), "interpreter": self.interpreter, "python_version": self.python_version,
+                "status": self.status}
 
     @property
     def broken(self) -> bool:
         return self.status in ("missing", "no-ipykernel", "failed")
 
 
-def _classify(kernel_dir: str) -> str:
-    from jupyter_core.paths import ENV_JUPYTER_PATH, SYSTEM_JUPYTER_PATH, jupyter_data_dir
-
-    def same(a: str, b: str) -> bool:
-        return os.path.normpath(a) == os.path.normpath(b)
-
-    home = os.path.expanduser("~")
-    if same(kernel_dir, os.path.join(jupyter_data_dir(), "kernels")) or (
-            home not in ("", os.sep) and kernel_dir.startswith(home.rstrip(os.sep) + os.sep)):
-        return "user"
-    for entry in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
-        if entry and same(kernel_dir, os.path.join(entry, "kernels")):
-            return "path"
-    if any(same(kernel_dir, os.path.join(p, "kernels")) for p in ENV_JUPYTER_PATH):
-        return "env"
-    if any(same(kernel_dir, os.path.join(p, "kernels")) for p in SYSTEM_JUPYTER_PATH):
-        return "system"
-    return "other"
-
-
-def _read_spec(name: str, folder: str, source: str) -> SpecInfo | None:
-    try:
-        data = json.loads(Path(folder, "kernel.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    argv = data.get("argv")
-    env = data.get("env")
-    return SpecInfo(name=name, display_name=str(data.get("display_name") or name), resource_dir=folder,
-                    argv=[str(a) for a in argv] if isinstance(argv, list) else [],
-                    language=str(data.get("language") or ""), source=source,
-                    env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {})
-
-
-def installed_specs() -> list[SpecInfo]:
-    """Every kernelspec Jupyter sees (the winner of each name, with the folders it shadows), by name."""
-    from jupyter_client.kernelspec import KernelSpecManager, _is_valid_kernel_name
-
-    ksm = KernelSpecManager()
-    found: dict[str, SpecInfo] = {}
-    for kernel_dir in ksm.kernel_dirs:
-        if not os.path.isdir(kernel_dir):
-            continue
-        source = _classify(kernel_dir)
-        try:
-            entries = sorted(os.listdir(kernel_dir))
-        except OSError:
-            continue
-        for entry in entries:
-            folder = os.path.join(kernel_dir, entry)
-            if not os.path.isfile(os.path.join(folder, "kernel.json")) or not _is_valid_kernel_name(entry):
-                continue
-            spec = _read_spec(entry.lower(), folder, source)
-            if spec is None:
-                continue
-            if spec.name in found:
-                found[spec.name].shadows.append(spec)
-            else:
-                found[spec.name] = spec
-    # the built-in kernel of the ipykernel nbmedic runs with, when no folder provides "python3"
-    try:
-        for name, item in ksm.get_all_specs().items():
-            if name not in found:
-                raw = item.get("spec") or {}
-                found[name] = SpecInfo(name=name, display_name=str(raw.get("display_name") or name),
-                                       resource_dir=str(item.get("resource_dir") or ""),
-                                       argv=[str(a) for a in raw.get("argv") or []],
-                                       language=str(raw.get("language") or ""), source="builtin")
-    except Exception:  # noqa: BLE001, S110 - a broken spec elsewhere must not hide the others
-        pass
-    return [found[n] for n in sorted(found)]
-
-
-def resolve_interpreter(argv0: str) -> tuple[str | None, bool]:
-    """(the program jupyter_client will run, whether it is the server's rewritten ``python``)."""
-    if is_rewritten_python(argv0):
-        return sys.executable, True
-    if os.sep in argv0 or (os.altsep and os.altsep in argv0):
-        path = os.path.expanduser(argv0)
-        return (path if os.path.isfile(path) and os.access(path, os.X_OK) else None), False
-    return shutil.which(argv0), False
-
-
 def _uses_ipykernel(argv: Sequence[str]) -> bool:
     return any("ipykernel" in a for a in argv[1:])
 
 
-def _is_python(program: str, spec: SpecInfo) -> bool:
-    base = os.path.basename(program).lower()
-    return spec.language.lower() == "python" and (base.startswith(("python", "pypy")))
+def _missing(spec: Kernelspec) -> Finding:
+    """EN200: the kernelspec's argv[0] cannot run (or the spec has no argv at all)."""
+    where = spec.resource_dir or None
+    interp = spec.interpreter
+    if not spec.argv:
+        why = spec.error or "has no argv"
+        return make("EN200", where, f"the kernelspec {spec.name!r} {why if why == 'has no argv' else 'is broken: ' + why}",
+                    evidence={"kernel": spec.name, "resource_dir": spec.resource_dir})
+    return make(
+        "EN200", where, f"the kernelspec {spec.name!r} runs {interp.argv0}, which {interp.problem} "
+        "(the kernelspec points to a deleted or moved environment)",
+        evidence={"kernel": spec.name, "argv": list(spec.argv), "resource_dir": spec.resource_dir},
+        fix=f"`jupyter kernelspec remove {spec.name}` (or `nbmedic kernels --fix`), or re-register it "
+        "from a live environment")
 
 
-def check_spec(spec: SpecInfo, *, startup_timeout: float = 30.0, launch: bool = True,
+def _no_ipykernel(spec: Kernelspec, python: str, facts: InterpreterFacts) -> Finding:
+    return make(
+        "EN201", spec.resource_dir or None, f"the kernel {spec.name!r} cannot start: its interpreter {python} "
+        "has no ipykernel (\"No module named ipykernel_launcher\")",
+        evidence={"kernel": spec.name, "interpreter": python, "prefix": facts.prefix,
+                  "python_version": facts.version},
+        fix=f"`{python} -m pip install ipykernel`, or re-register the kernel from an environment that has it")
+
+
+def check_spec(spec: Kernelspec, *, startup_timeout: float = 30.0, launch: bool = True,
                interpreters: bool = True) -> KernelReport:
     """EN200, EN201, EN202 and EN212 for one kernelspec (plus EN210/EN211 for its interpreter)."""
     report = KernelReport(spec)
     where = spec.resource_dir or None
-    if not spec.argv:
+    interp = spec.interpreter
+    report.interpreter = interp.program
+    if interp.program is None:
         report.status = "missing"
-        report.findings.append(make("EN200", where, f"the kernelspec {spec.name!r} has no argv",
-                                    evidence={"kernel": spec.name, "resource_dir": spec.resource_dir}))
+        report.findings.append(_missing(spec))
         return report
-    argv0 = spec.argv[0]
-    program, rewritten = resolve_interpreter(argv0)
-    report.interpreter = program
-    if rewritten and spec.source not in ("env", "builtin"):
+    if interp.rewritten and spec.source not in ("env", "builtin"):
         # a spec inside the server's own environment (ipykernel's python3) is meant to run that interpreter
         found = rewrite_finding(spec.name, spec.argv, path=where)
         if found is not None:
             report.findings.append(found)
-    if program is None:
-        report.status = "missing"
-        why = "does not exist" if not os.path.lexists(os.path.expanduser(argv0)) and os.sep in argv0 else (
-            "is not executable" if os.sep in argv0 else "is not on PATH")
-        report.findings.append(make(
-            "EN200", where, f"the kernelspec {spec.name!r} runs {argv0}, which {why} "
-            "(the kernelspec points to a deleted or moved environment)",
-            evidence={"kernel": spec.name, "argv": spec.argv, "resource_dir": spec.resource_dir},
-            fix=f"`jupyter kernelspec remove {spec.name}` (or `nbmedic kernels --fix`), or re-register it "
-            "from a live environment"))
-        return report
-    if _is_python(program, spec):
-        facts = interpreter_facts(program, env=spec.env)
+    if interp.python is not None:
+        facts = interpreter_facts(interp.python, env=spec.environ(), flags=interp.flags)
         if isinstance(facts, InterpreterFacts):
             report.facts = facts
             report.python_version = facts.version
             if _uses_ipykernel(spec.argv) and not facts.ipykernel:
                 report.status = "no-ipykernel"
-                report.findings.append(make(
-                    "EN201", where, f"the kernel {spec.name!r} cannot start: its interpreter {program} "
-                    "has no ipykernel (\"No module named ipykernel_launcher\")",
-                    evidence={"kernel": spec.name, "interpreter": program, "prefix": facts.prefix,
-                              "python_version": facts.version},
-                    fix=f"`{program} -m pip install ipykernel`, or re-register the kernel from an environment "
-                    "that has it"))
+                report.findings.append(_no_ipykernel(spec, interp.python, facts))
                 return report
             if interpreters:
                 report.findings.extend(user_site_findings(spec.name, facts, where=where))
-                report.findings.extend(path_tool_findings(spec.name, facts.prefix, kernel_python=program,
+                report.findings.extend(path_tool_findings(spec.name, facts.prefix, kernel_python=interp.python,
                                                           where=where))
     if launch:
         _launch(report, startup_timeout)
@@ -278,11 +176,11 @@ def _version_matches(claimed: str, actual: str) -> bool:
     return parts[:len(want)] == want
 
 
-def duplicate_findings(specs: Iterable[SpecInfo], *, only: set[str] | None = None) -> list[Finding]:
+def duplicate_findings(specs: Iterable[Kernelspec], *, only: set[str] | None = None) -> list[Finding]:
     """EN203: display names used by several specs, and specs that shadow another of the same name."""
     specs = list(specs)
     findings: list[Finding] = []
-    by_display: dict[str, list[SpecInfo]] = {}
+    by_display: dict[str, list[Kernelspec]] = {}
     for spec in specs:
         by_display.setdefault(spec.display_name.strip().lower(), []).append(spec)
     for group in by_display.values():
@@ -307,19 +205,19 @@ def duplicate_findings(specs: Iterable[SpecInfo], *, only: set[str] | None = Non
             + " (Jupyter only sees the first)",
             evidence={"kernel": spec.name, "active": spec.resource_dir, "source": spec.source,
                       "shadowed": [{"resource_dir": h.resource_dir, "source": h.source,
-                                    "display_name": h.display_name, "argv": h.argv} for h in hidden]}))
+                                    "display_name": h.display_name, "argv": list(h.argv)} for h in hidden]}))
     return findings
 
 
 def notebook_version_findings(path: str, reports: Iterable[KernelReport]) -> list[Finding]:
     """EN204 for a notebook: its language_info.version (major.minor) against its kernel's Python."""
     try:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        metadata = nb.get("metadata") or {}
-    except (OSError, ValueError, AttributeError):
+        nb, _ = read_notebook(path)
+    except (OSError, NotebookReadError):
         return []
-    claimed = str((metadata.get("language_info") or {}).get("version") or "")
-    kernel_name = str((metadata.get("kernelspec") or {}).get("name") or "")
+    info = nb.get("metadata", {}).get("language_info") if isinstance(nb.get("metadata"), dict) else None
+    claimed = str(info.get("version") or "") if isinstance(info, dict) else ""
+    kernel_name = kernel_name_of(nb, default="").lower()
     if not claimed or not kernel_name:
         return []
     want = ".".join(claimed.split(".")[:2])

@@ -25,12 +25,23 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbmedic.errors import NbmedicError, UsageError
 from nbmedic.findings import Finding, Severity, make
+from nbmedic.kernelspecs import Kernelspecs, read_kernelspecs
+from nbmedic.notebook.cells import kernel_name_of
+from nbmedic.notebook.imports import scan_imports
+from nbmedic.notebook.io import (
+    NotebookReadError,
+    atomic_write_bytes,
+    detect_newline,
+    read_notebook,
+    write_notebook,
+)
 
 LOCK_FORMAT = "nbmedic-lock"
 LOCK_VERSION = 1
@@ -108,36 +119,40 @@ def resolve_python(python: str) -> str:
     return found
 
 
-def kernel_interpreter(path: Path, nb: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """The Python that runs this notebook's kernel (its kernelspec's argv[0] as jupyter_client resolves
-    it) and the environment variables the kernelspec adds."""
-    from nbmedic.checks.kernel import kernel_for, notebook_kernelspec
-    from nbmedic.checks.rules import CheckEnv
+@dataclass(frozen=True)
+class KernelPython:
+    """The interpreter a lock is read from: the kernel's (with its options and environment) or --python."""
 
-    info = kernel_for(nb, CheckEnv())
-    if info is None:
-        spec = notebook_kernelspec(nb)
-        name = spec.get("name") if spec else None
-        raise NbmedicError(f"{path}: the kernel {name or 'python3'!r} is not installed here; "
-                           "pass --python INTERPRETER")
-    interpreter = info.interpreter
-    if interpreter is None:
-        argv0 = info.argv[0] if info.argv else "(empty argv)"
-        raise NbmedicError(f"{path}: cannot tell which Python the kernel {info.name!r} runs ({argv0}); "
-                           "pass --python INTERPRETER")
-    return interpreter, dict(info.env)
+    python: str
+    flags: tuple[str, ...] = ()
+    environ: Mapping[str, str] | None = None  # the kernel's whole environment; None: nbmedic's own
+
+
+def kernel_interpreter(path: Path, nb: Mapping[str, Any], specs: Kernelspecs | None = None) -> KernelPython:
+    """The Python that runs this notebook's kernel (``Kernelspec.interpreter``, the rule every layer
+    uses), with its interpreter options and environment; NbmedicError (one line) when there is none."""
+    name = kernel_name_of(nb)
+    spec = (specs if specs is not None else read_kernelspecs()).get(name)
+    if spec is None:
+        raise NbmedicError(f"{path}: the kernel {name!r} is not installed here; pass --python INTERPRETER")
+    interp = spec.interpreter
+    if interp.python is None:
+        what = interp.argv0 or "(empty argv)"
+        raise NbmedicError(f"{path}: cannot tell which Python the kernel {spec.name!r} runs: {what} "
+                           f"{interp.problem}; pass --python INTERPRETER")
+    return KernelPython(interp.python, interp.flags, spec.environ())
 
 
 def query_interpreter(python: str, imports: list[str] | None = None, *, env: Mapping[str, str] | None = None,
-                      cwd: str | None = None, timeout: float = 120) -> dict[str, Any]:
-    """Run the capture script in ``python`` as a kernel would run (our environment plus the kernelspec's
-    ``env``, in the notebook's folder: user site-packages and PYTHONPATH count); NbmedicError (one
-    line) if it cannot."""
+                      cwd: str | None = None, timeout: float = 120, flags: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the capture script in ``python`` as a kernel would run (with its interpreter ``flags``, in its
+    whole environment ``env`` — default os.environ — and in the notebook's folder: user site-packages and
+    PYTHONPATH count); NbmedicError (one line) if it cannot."""
     payload = json.dumps({"imports": imports})
-    full_env = {**os.environ, **(env or {})}
+    full_env = dict(os.environ if env is None else env)
     full_env.pop("PYTHONSTARTUP", None)
     try:
-        proc = subprocess.run([python, "-c", _CAPTURE_SCRIPT], check=False, input=payload,
+        proc = subprocess.run([python, *flags, "-c", _CAPTURE_SCRIPT], check=False, input=payload,
                               capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
     except FileNotFoundError:
         raise NbmedicError(f"the interpreter {python} does not exist") from None
@@ -161,10 +176,10 @@ def query_interpreter(python: str, imports: list[str] | None = None, *, env: Map
 
 
 def capture(python: str, imports: list[str] | None = None, *, env: Mapping[str, str] | None = None,
-            cwd: str | None = None) -> tuple[dict[str, Any], list[str]]:
+            cwd: str | None = None, flags: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
     """The lock for ``python`` (only the providers of ``imports`` if given) and the imports no
-    installed distribution provides (stdlib excluded)."""
-    facts = query_interpreter(python, imports, env=env, cwd=cwd)
+    installed distribution provides (stdlib excluded); ``env`` and ``flags`` as ``query_interpreter``."""
+    facts = query_interpreter(python, imports, env=env, cwd=cwd, flags=flags)
     packages: dict[str, str] = {str(k): str(v) for k, v in facts["packages"].items()}
     direct: dict[str, str] = {str(k): str(v) for k, v in (facts.get("direct") or {}).items()}
     lock: dict[str, Any] = {
@@ -190,8 +205,6 @@ def capture(python: str, imports: list[str] | None = None, *, env: Mapping[str, 
 
 def notebook_imports(path: Path, nb: dict[str, Any], data: bytes) -> list[str]:
     """The top-level modules the notebook's code cells import (``scan_imports``), minus those it writes."""
-    from nbmedic.notebook.imports import scan_imports
-
     scan = scan_imports(nb)
     return sorted(m for m in scan.modules if m not in scan.written)
 
@@ -204,8 +217,6 @@ def is_notebook(path: Path) -> bool:
 
 def read_nb(path: Path) -> tuple[dict[str, Any], bytes]:
     """Read a notebook; UsageError (one line) if it is missing or not a notebook."""
-    from nbmedic.notebook.io import NotebookReadError, read_notebook
-
     try:
         return read_notebook(path)
     except FileNotFoundError:
@@ -277,8 +288,6 @@ def dump_lock(lock: Mapping[str, Any]) -> bytes:
 
 
 def write_lock_file(path: Path, lock: Mapping[str, Any]) -> bool:
-    from nbmedic.notebook.io import atomic_write_bytes
-
     try:
         return atomic_write_bytes(path, dump_lock(lock))
     except OSError as exc:
@@ -287,8 +296,6 @@ def write_lock_file(path: Path, lock: Mapping[str, Any]) -> bool:
 
 def store_in_notebook(path: Path, nb: dict[str, Any], data: bytes, lock: Mapping[str, Any]) -> bool:
     """Set ``metadata.nbmedic.environment`` and rewrite the notebook canonically and atomically."""
-    from nbmedic.notebook.io import detect_newline, write_notebook
-
     meta = nb.get("metadata")
     if not isinstance(meta, dict):
         meta = nb["metadata"] = {}
@@ -403,7 +410,7 @@ def compare(lock: Mapping[str, Any], current: Mapping[str, Any], path: str | Non
 
 
 def drift_findings(path: Path, nb: dict[str, Any], *, python: str | None = None,
-                   require_lock: bool = False) -> list[Finding]:
+                   require_lock: bool = False, specs: Kernelspecs | None = None) -> list[Finding]:
     """EN220-EN223 for a notebook against its own lock (``metadata.nbmedic.environment``): what
     ``nbmedic run``/``doctor`` call before executing.  No lock: [] (EN223 if ``require_lock``).
     Raises NbmedicError/UsageError (one line) if the interpreter cannot be queried or the lock is bad."""
@@ -414,8 +421,8 @@ def drift_findings(path: Path, nb: dict[str, Any], *, python: str | None = None,
         return [make("EN223", str(path), "the notebook has no environment lock although "
                      "[tool.nbmedic] require-lock = true")]
     lock = validate(raw, f"{path} metadata.nbmedic.{METADATA_KEY}")
-    exe, env = (python, {}) if python else kernel_interpreter(path, nb)
-    current, _ = capture(exe, env=env, cwd=str(path.parent.absolute()))
+    kernel = KernelPython(python) if python else kernel_interpreter(path, nb, specs)
+    current, _ = capture(kernel.python, env=kernel.environ, flags=kernel.flags, cwd=str(path.parent.absolute()))
     return compare(lock, current, str(path))
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from nbmedic.envs.lock import BOOTSTRAP, normalize, query_interpreter, version_level
 from nbmedic.errors import NbmedicError, UsageError
+from nbmedic.execute.kernel import Kernel, KernelStartError
+from nbmedic.kernelspecs import read_kernelspecs
 
 _KERNEL_NAME_RE = re.compile(r"^[a-zA-Z0-9._-]+$")
 
@@ -151,27 +153,22 @@ def rebuild(lock: Mapping[str, Any], venv: Path, kernel_name: str, *, python: st
 
 def _check_spec(kernel_name: str, vpy: Path) -> None:
     """The registered spec must be the one Jupyter finds under that name, pointing to the venv's Python."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        spec = KernelSpecManager().get_kernel_spec(kernel_name)
-    except NoSuchKernel:
+    spec = read_kernelspecs().get(kernel_name)
+    if spec is None:
         raise NbmedicError(f"the kernelspec {kernel_name!r} was registered "
-                           "but Jupyter does not find it") from None
-    argv0 = spec.argv[0] if spec.argv else ""
+                           "but Jupyter does not find it")
+    runs = spec.interpreter.program or spec.interpreter.argv0
     try:
-        same = os.path.samefile(argv0, vpy)
+        same = os.path.samefile(runs, vpy)
     except OSError:
         same = False
     if not same:
         where = os.path.join(spec.resource_dir, "kernel.json")
-        raise NbmedicError(f"the kernel {kernel_name!r} Jupyter finds runs {argv0}, not {vpy} "
+        raise NbmedicError(f"the kernel {kernel_name!r} Jupyter finds runs {runs}, not {vpy} "
                            f"(another spec of that name shadows it: {where})")
 
 
 def _launch(kernel_name: str, cwd: str, startup_timeout: float) -> dict[str, Any]:
-    from nbmedic.execute.kernel import Kernel, KernelStartError
-
     kernel = Kernel(kernel_name, cwd=cwd)
     try:
         kernel.start(startup_timeout)
