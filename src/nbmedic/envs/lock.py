@@ -48,8 +48,6 @@ LOCK_VERSION = 1
 METADATA_KEY = "environment"  # under metadata.nbmedic
 BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})  # what `python -m venv` brings itself
 
-_NORMALIZE_RE = re.compile(r"[-_.]+")
-
 # run with the kernel's interpreter: stdin {"imports": [modules] | null}, stdout one JSON object
 _CAPTURE_SCRIPT = r"""
 import sys
@@ -102,7 +100,10 @@ json.dump(out, sys.stdout)
 
 
 def normalize(name: str) -> str:
-    return _NORMALIZE_RE.sub("-", name).lower()
+    """PEP 503 name: ``packaging.utils.canonicalize_name`` (imported on use: it pulls in packaging.tags)."""
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
 
 
 # --- the interpreter ------------------------------------------------------------------------------
@@ -312,16 +313,13 @@ def store_in_notebook(path: Path, nb: dict[str, Any], data: bytes, lock: Mapping
 # --- compare --------------------------------------------------------------------------------------
 
 def _release(version: str) -> tuple[int, ...] | None:
-    """The release numbers of a version (``packaging`` if installed, else a leading-digits parse)."""
+    """The release numbers of a version (``packaging``; a version it rejects: its leading digits)."""
+    from packaging.version import InvalidVersion, Version
+
     try:
-        from packaging.version import InvalidVersion, Version
-    except ImportError:  # pragma: no cover - packaging is nearly always there
+        return tuple(Version(version).release)
+    except InvalidVersion:
         pass
-    else:
-        try:
-            return tuple(Version(version).release)
-        except InvalidVersion:
-            pass
     parts: list[int] = []
     for piece in version.split("."):
         m = re.match(r"\d+", piece)

@@ -9,7 +9,7 @@
 * ``gpu_findings`` (EN242): notebooks that import a GPU library *and* use CUDA, while NVML sees no GPU,
   ``CUDA_VISIBLE_DEVICES`` hides every GPU, or a GPU has less than 10 % of its memory free.
 
-Nothing here raises for a missing cgroup, psutil, NVML or folder: the figure is just left out.
+Nothing here raises for a missing cgroup, NVML or folder: the figure is just left out.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import shutil
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from nbmedic.execute.cgroup import read_cgroup
+from nbmedic.execute.gpu import GpuProbe
 from nbmedic.execute.result import CgroupInfo
 from nbmedic.findings import Finding, Severity, make
 from nbmedic.notebook.cells import source_text
+from nbmedic.notebook.imports import scan_imports
 from nbmedic.units import format_bytes
 
 __all__ = ["GPU_LOW_FREE_FRACTION", "GpuDevices", "disk_findings", "disk_paths_for", "gpu_findings",
@@ -57,11 +60,9 @@ def needed_from_notebooks(nbs: Iterable[Mapping[str, Any]]) -> int | None:
 
 
 def host_memory() -> tuple[int, int] | None:
-    """``(total, available)`` bytes of host RAM through psutil; None without psutil."""
-    try:
-        import psutil  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        return None
+    """``(total, available)`` bytes of host RAM through psutil; None when it cannot tell."""
+    import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency, heavy at import
+
     try:
         vm = psutil.virtual_memory()
     except Exception:  # noqa: BLE001 - an odd /proc: the host figure is left out
@@ -81,8 +82,6 @@ def memory_headroom_findings(*, needed: int | None, limit_override: int | None =
     if needed is None or needed <= 0:
         return []
     if cgroup is None:
-        from nbmedic.execute.cgroup import read_cgroup
-
         cgroup = read_cgroup()
     if host is None:
         host = host_memory()
@@ -228,8 +227,6 @@ _CPU_FALLBACK_RE = re.compile(r"""['"]cpu['"]|is_available\(\)""")
 
 def _gpu_expectation(path: str, nb: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]], bool]:
     """(GPU libraries imported, lines that ask for CUDA, whether the code falls back to the CPU)."""
-    from nbmedic.notebook.imports import scan_imports
-
     try:
         modules = scan_imports(nb).modules
     except Exception:  # noqa: BLE001 - an odd notebook is the NB family's business
@@ -270,8 +267,6 @@ def gpu_findings(notebooks: Iterable[tuple[str, dict[str, Any]]], *, probe: GpuD
         return []
     own = probe is None
     if probe is None:
-        from nbmedic.execute.gpu import GpuProbe
-
         probe = GpuProbe()
     try:
         available = probe.available
