@@ -18,9 +18,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from nbmedic.checks import oldformat
 from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
+from nbmedic.notebook import oldformat
 from nbmedic.notebook.format import CURRENT_MAJOR, CURRENT_MINOR, valid_id
 
 MAX_SCHEMA_ERRORS = 5
@@ -182,7 +182,7 @@ def _leaf_errors(error: Any) -> Iterator[tuple[Any, str | None]]:
                     return
         elif all(sub.validator == "type" for sub in error.context):
             wanted = sorted({str(sub.validator_value) for sub in error.context})
-            yield error, f"expected {' or '.join(wanted)}, got {oldformat.json_kind(instance)} {oldformat.short(instance)}"
+            yield error, f"expected {' or '.join(wanted)}, got {_got(instance)}"
             return
     yield error, None
 
@@ -217,7 +217,7 @@ def schema_errors(nb: dict[str, Any], minor: int, *, skip_kernelspec: bool = Fal
 
 def check_format(ctx: NotebookContext) -> Iterator[Finding]:
     nb = ctx.nb
-    old = _old_major(nb.get("nbformat"))
+    old = oldformat.old_major(nb)
     if old is not None:
         yield _check_old_format(ctx, old)
         return
@@ -247,13 +247,6 @@ def _nb003(ctx: NotebookContext, message: str, errors: list[tuple[str, str]], ve
 
 def _got(value: object) -> str:
     return f"{oldformat.json_kind(value)} {oldformat.short(value)}"
-
-
-def _old_major(value: object) -> int | None:
-    """1, 2 or 3 for a file nbformat reads as that version (its lookup by version takes 2.0 for 2)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in oldformat.OLD_MAJORS:
-        return None
-    return int(value)
 
 
 def _repair_mends(stop: oldformat.ConversionError) -> bool:

@@ -9,6 +9,7 @@ attribute or key that is missing, a loop over something that is not a list, a jo
 ``int()`` that fails...), so the first one that fails is where Jupyter's conversion stops.  What it
 returns is the notebook nbformat would make, to be validated by the caller, with the path of each cell
 in the file.  ``tests/test_oldformat_props.py`` holds the verdicts to nbformat's own on generated files.
+``nbmedic check`` (NB003) and ``nbmedic repair`` both use it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ _MULTILINE_OUTPUT_KEYS = ("text", "html", "svg", "latex", "javascript", "json")
 _MIME_ALIASES = {"text": "text/plain", "html": "text/html", "svg": "image/svg+xml", "png": "image/png",
                  "jpeg": "image/jpeg", "latex": "text/latex", "json": "application/json",
                  "javascript": "application/javascript"}  # nbformat.v4.convert._mime_map, in its order
+
+
+def old_major(nb: Mapping[str, Any]) -> int | None:
+    """1, 2 or 3 for a notebook nbformat reads as that version (its lookup by version takes 2.0 for 2;
+    a file without ``nbformat`` would be version 1 to nbformat, but is a damaged notebook, not an old one)."""
+    value = nb.get("nbformat")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in OLD_MAJORS:
+        return None
+    return int(value)
 
 
 class ConversionError(Exception):
