@@ -3,7 +3,8 @@
 Jupyter opens an old notebook with ``nbformat.read(f, as_version=4)``; the notebook is fine when that
 succeeds and ``nbformat.validate`` accepts the result.  For generated nbformat 1, 2 and 3 notebooks, with
 keys removed or given values of the wrong type at every level, nbmedic's NB003 must be an error exactly
-when nbformat fails, and info exactly when it succeeds.
+when nbformat fails, and info exactly when it succeeds.  ``repair`` must convert every file Jupyter opens,
+add the structure a file lacks, and fail in one line on the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nbmedic.checks.engine import check_notebook
 from nbmedic.config import Config
 from nbmedic.findings import Finding
 from nbmedic.notebook.record import NotebookFile
+from nbmedic.repair import RepairResult, repair_bytes
 
 
 @contextmanager
@@ -210,3 +212,45 @@ def test_nbformat2_verdict_is_jupyters(doc: dict[str, Any]) -> None:
 @given(damaged(v1_notebooks()))
 def test_nbformat1_verdict_is_jupyters(doc: dict[str, Any]) -> None:
     assert_agrees(doc)
+
+
+# --- repair ----------------------------------------------------------------------------------------------
+
+def _repair_outcome(doc: dict[str, Any]) -> RepairResult:
+    result = repair_bytes(json.dumps(doc).encode())
+    assert result.status in ("repaired", "failed"), result  # an old notebook always needs converting
+    if result.status == "failed":
+        assert result.nb is None and "\n" not in result.message
+        assert result.message.startswith("cannot be repaired: ")
+        return result
+    assert result.nb is not None and result.nb["nbformat"] == 4
+    with _quiet():
+        nbformat.validate(nbformat.from_dict(result.nb))
+    return result
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged(v3_notebooks(3)))
+def test_repair_converts_what_jupyter_opens_and_fails_in_one_line(doc: dict[str, Any]) -> None:
+    result = _repair_outcome(doc)
+    if jupyter_opens(doc):
+        assert result.status == "repaired", result.message
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(v3_notebooks(3), st.sets(st.sampled_from(["metadata", "worksheets", "cells"]), min_size=1))
+def test_repair_adds_missing_metadata_worksheets_and_cells(doc: dict[str, Any], missing: set[str]) -> None:
+    """A notebook Jupyter opens, less its metadata, its worksheets or a worksheet's cells, is repaired."""
+    doc = copy.deepcopy(doc)
+    if not jupyter_opens(doc):
+        return
+    if "cells" in missing:
+        del doc["worksheets"][-1]["cells"]
+    for key in missing & {"metadata", "worksheets"}:
+        del doc[key]
+    assert not jupyter_opens(doc)
+    result = _repair_outcome(doc)
+    assert result.status == "repaired", result.message
+    added = " ".join(result.actions)
+    for key in missing - ({"cells"} if "worksheets" in missing else set()):
+        assert f"added the missing `{key}`" in added or f"added the missing notebook `{key}`" in added

@@ -101,6 +101,88 @@ def test_nbformat3_is_converted(tmp_path: Path, run_cli: RunCli) -> None:
     assert nb.nbformat == 4 and "orig_nbformat" not in nb.metadata
 
 
+def _v3_doc(*cells: dict[str, Any], **top: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"metadata": {"name": "old", "signature": "sha256:0"}, "nbformat": 3, "nbformat_minor": 0,
+                           "worksheets": [{"cells": list(cells), "metadata": {}}]}
+    doc.update(top)
+    return doc
+
+
+_V3_CODE = {"cell_type": "code", "input": ["x = 1\n", "x"], "language": "python", "metadata": {},
+            "outputs": [{"output_type": "pyout", "prompt_number": 1, "text": ["1"], "metadata": {}}],
+            "prompt_number": 1, "collapsed": False}
+
+
+@pytest.mark.parametrize(("damage", "added"), [
+    (lambda d: d.pop("metadata"), "added the missing notebook `metadata`"),
+    (lambda d: d.pop("worksheets"), "added the missing `worksheets` (empty: the notebook had no cells)"),
+    (lambda d: d["worksheets"].append({"metadata": {}}), "added the missing `cells` list to worksheets[1]"),
+])
+def test_nbformat3_missing_structure_is_added_then_converted(tmp_path: Path, run_cli: RunCli,
+                                                             check_json: Callable[..., Any],
+                                                             damage: Callable[[dict[str, Any]], Any],
+                                                             added: str) -> None:
+    doc = _v3_doc(_V3_CODE)
+    damage(doc)
+    path = f.write_raw(tmp_path / "old.ipynb", doc)
+    [finding] = check_json(str(path))[1]
+    assert finding["code"] == "NB003" and finding["severity"] == "error"  # Jupyter cannot open it
+    code, out, err = run_cli("repair", str(path))
+    assert code == 0, out + err
+    assert added in out and "converted the notebook from nbformat 3.0 to 4.5" in out
+    nb = _read_valid(tmp_path / "old.repaired.ipynb")
+    assert [c.source for c in nb.cells] == ([] if "`worksheets`" in added else ["x = 1\nx"])
+
+
+def test_nbformat3_is_read_as_jupyter_reads_it(tmp_path: Path, run_cli: RunCli) -> None:
+    """nbformat's own nbformat 3 test notebook: headings and text split in lines, as nbformat 3 wrote them."""
+    path = tmp_path / "test3.ipynb"
+    path.write_bytes((Path(__file__).parent / "corpus" / "nbformat" / "test3.ipynb").read_bytes())
+    code, out, err = run_cli("repair", str(path))
+    assert code == 0, out + err
+    nb = _read_valid(tmp_path / "test3.repaired.ipynb")
+    assert nb.cells[0].source == "# nbconvert latex test" and nb.cells[0].cell_type == "markdown"
+    with open(path, encoding="utf-8") as fh:
+        assert [c.source for c in nb.cells] == [c.source for c in nbformat.read(fh, as_version=4).cells]
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_unconvertible_nbformat3_fails_in_one_line_and_leaves_the_file(tmp_path: Path, run_cli: RunCli,
+                                                                        in_place: bool) -> None:
+    doc = _v3_doc(_V3_CODE, {**_V3_CODE, "outputs": [{"text": "no output_type"}]})
+    path = f.write_raw(tmp_path / "bad.ipynb", doc)
+    before = path.read_bytes()
+    code, out, err = run_cli("repair", *(["--in-place"] if in_place else []), str(path))
+    assert code == 1 and "Traceback" not in out + err and err == ""
+    line, summary = out.splitlines()
+    assert line == (f"{path}: cannot be repaired: nbformat 3 cannot be converted to 4 (nor opened by Jupyter): "
+                    "$.worksheets[0].cells[1].outputs[0].output_type: required key missing (nothing written)")
+    assert summary.endswith("1 failed")
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["bad.ipynb"]
+
+
+def test_nbformat3_with_a_minor_version_that_does_not_exist(tmp_path: Path, run_cli: RunCli) -> None:
+    path = f.write_raw(tmp_path / "old.ipynb", _v3_doc(_V3_CODE, nbformat_minor=1))
+    code, out, err = run_cli("repair", str(path))
+    assert code == 0, out + err
+    assert "set nbformat_minor (1) to 0: nbformat 3.0 is the only nbformat 3" in out
+    assert [c.source for c in _read_valid(tmp_path / "old.repaired.ipynb").cells] == ["x = 1\nx"]
+
+
+def test_top_level_cells_of_a_notebook_without_worksheets_are_kept(tmp_path: Path, run_cli: RunCli) -> None:
+    """nbformat's conversion rebuilds `cells` from the worksheets: cells at the top level would vanish."""
+    v3_cells = _v3_doc(worksheets=None, cells=[_V3_CODE])
+    del v3_cells["worksheets"]
+    v4_cells = {**_raw(_nb()), "nbformat": 3, "nbformat_minor": 0}
+    for name, doc, note in (("v3", v3_cells, "one worksheet holding the notebook's 1 top-level cell(s)"),
+                            ("v4", v4_cells, "holds nbformat 4 `cells` (code in `source`), not `worksheets`")):
+        path = f.write_raw(tmp_path / f"{name}.ipynb", doc)
+        code, out, err = run_cli("repair", str(path))
+        assert code == 0 and note in out, out + err
+        sources = [c.source for c in _read_valid(tmp_path / f"{name}.repaired.ipynb").cells]
+        assert sources == (["x = 1\nx"] if name == "v3" else ["# Hello", "print(1)", "y = 2"])
+
+
 def test_bom_is_removed_and_crlf_kept(tmp_path: Path, run_cli: RunCli) -> None:
     text = nbformat.writes(_nb()) + "\n"
     path = tmp_path / "bom.ipynb"

@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nbmedic.notebook import oldformat
 from nbmedic.notebook.format import CURRENT_MINOR
 from nbmedic.notebook.io import NotebookReadError, detect_newline, load_bytes
 from nbmedic.repair.cells import fix_ids, normalize_cells
@@ -200,7 +201,7 @@ def _merge(local_text: str, remote_text: str, base_text: str | None, conflicts: 
 
 
 def _finish_side(nb: dict[str, Any], label: str, actions: list[str], lost: list[str]) -> dict[str, Any]:
-    nb = _upgrade(nb, f"{label}: ", actions)
+    nb = _upgrade(nb, f"{label}: ", actions, lost)
     sub_actions, sub_lost = normalize_cells(nb)
     actions.extend(f"{label}: {a}" for a in sub_actions)
     lost.extend(f"{label}: {x}" for x in sub_lost)
@@ -208,7 +209,7 @@ def _finish_side(nb: dict[str, Any], label: str, actions: list[str], lost: list[
 
 
 def _finish(nb: dict[str, Any], actions: list[str], lost: list[str]) -> dict[str, Any]:
-    nb = _upgrade(nb, "", actions)
+    nb = _upgrade(nb, "", actions, lost)
     if not isinstance(nb.get("metadata"), dict):
         actions.append("added the missing notebook metadata" if "metadata" not in nb
                        else "replaced the notebook metadata, which was not an object, by an empty one")
@@ -224,31 +225,11 @@ def _finish(nb: dict[str, Any], actions: list[str], lost: list[str]) -> dict[str
     return nb
 
 
-def _upgrade(nb: dict[str, Any], prefix: str, actions: list[str]) -> dict[str, Any]:
+def _upgrade(nb: dict[str, Any], prefix: str, actions: list[str], lost: list[str]) -> dict[str, Any]:
+    old = _old_version(nb, prefix, actions)
+    if old is not None:
+        return _convert_old(nb, old, prefix, actions, lost)
     major = nb.get("nbformat")
-    if "worksheets" in nb or (isinstance(major, int) and not isinstance(major, bool) and major < 4):
-        if not isinstance(major, int):
-            nb["nbformat"] = major = 3
-        if not isinstance(nb.get("nbformat_minor"), int):
-            nb["nbformat_minor"] = 0
-        minor = nb["nbformat_minor"]
-        nbf = _nbformat()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                converted = _plain(nbf.convert(nbf.from_dict(copy.deepcopy(nb)), 4))
-        except Exception as exc:  # noqa: BLE001 - nbformat's converters raise anything on odd input
-            raise _Unrecoverable(f"cannot be repaired: {prefix}converting nbformat {major} to 4 failed: "
-                                 f"{type(exc).__name__}: {exc}") from None
-        if not isinstance(converted, dict):  # pragma: no cover - convert returns a notebook
-            raise _Unrecoverable(f"cannot be repaired: {prefix}converting nbformat {major} to 4 failed")
-        meta = converted.get("metadata")
-        if isinstance(meta, dict):
-            for key in ("orig_nbformat", "orig_nbformat_minor"):
-                meta.pop(key, None)
-        actions.append(f"{prefix}converted the notebook from nbformat {major}.{minor} to "
-                       f"{converted.get('nbformat')}.{converted.get('nbformat_minor')}")
-        return converted
     if major != 4:
         if isinstance(major, int) and major > 4:
             raise _Unrecoverable(f"cannot be repaired: {prefix}nbformat {major} is newer than this "
@@ -262,6 +243,107 @@ def _upgrade(nb: dict[str, Any], prefix: str, actions: list[str]) -> dict[str, A
         actions.append(f"{prefix}set the missing or invalid nbformat_minor ({minor!r}) to "
                        f"{nb['nbformat_minor']}")
     return nb
+
+
+def _old_version(nb: dict[str, Any], prefix: str, actions: list[str]) -> int | None:
+    """The nbformat version (1-3) to convert the notebook from; None for nbformat 4 content (a notebook
+    whose version says 3 but that holds nbformat 4 cells gets version 4 here)."""
+    major = oldformat.old_major(nb)
+    if major is None and "worksheets" in nb and not isinstance(nb.get("cells"), list):
+        what = "missing" if "nbformat" not in nb else f"invalid ({nb['nbformat']!r})"
+        actions.append(f"{prefix}set the {what} nbformat version to 3: the notebook keeps its cells in "
+                       "nbformat 3 `worksheets`")
+        nb["nbformat"] = major = 3
+    if major in (2, 3) and "worksheets" not in nb and _holds_v4_cells(nb.get("cells")):
+        has_ids = any(isinstance(c, dict) and "id" in c for c in nb["cells"])
+        nb["nbformat"], nb["nbformat_minor"] = 4, CURRENT_MINOR if has_ids else 4
+        actions.append(f"{prefix}set the version to nbformat 4.{nb['nbformat_minor']}: the notebook says "
+                       f"nbformat {major} but holds nbformat 4 `cells` (code in `source`), not `worksheets`")
+        return None
+    return major
+
+
+def _holds_v4_cells(cells: Any) -> bool:
+    """Top-level cells whose code is in ``source``: nbformat 4 cells, that a conversion from 3 would empty."""
+    return isinstance(cells, list) and any(
+        isinstance(c, dict) and c.get("cell_type") == "code" and "source" in c and "input" not in c for c in cells)
+
+
+def _convert_old(nb: dict[str, Any], major: int, prefix: str, actions: list[str],
+                 lost: list[str]) -> dict[str, Any]:
+    """nbformat ``major`` (1-3) to 4 with nbformat's own converter, as Jupyter converts it on open, once
+    the structure the conversion needs is there; one clear line when it still cannot be converted."""
+    _old_version_fields(nb, major, prefix, actions)
+    _add_old_structure(nb, major, prefix, actions, lost)
+    try:
+        oldformat.upgrade(nb, major)  # names the key nbformat would stop on, where its message does not
+    except oldformat.ConversionError as exc:
+        raise _Unrecoverable(f"cannot be repaired: {prefix}nbformat {major} cannot be converted to 4 (nor "
+                             f"opened by Jupyter): {exc.path}: {exc.message}") from None
+    nbf = _nbformat()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read = nbf.versions[major].to_notebook_json(copy.deepcopy(nb))  # the reader (rejoin_lines)
+            converted = _plain(nbf.convert(read, 4))
+    except Exception as exc:  # noqa: BLE001 - nbformat's converters raise anything on odd input
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise _Unrecoverable(f"cannot be repaired: {prefix}converting nbformat {major} to 4 failed: "
+                             f"{type(exc).__name__}: {first}") from None
+    meta = converted.get("metadata")
+    if isinstance(meta, dict):
+        for key in ("orig_nbformat", "orig_nbformat_minor"):
+            meta.pop(key, None)
+    actions.append(f"{prefix}converted the notebook from nbformat {major}.{nb['nbformat_minor']} to "
+                   f"{converted.get('nbformat')}.{converted.get('nbformat_minor')}")
+    return dict(converted)
+
+
+def _old_version_fields(nb: dict[str, Any], major: int, prefix: str, actions: list[str]) -> None:
+    """Integer version fields, as nbformat's conversion of an nbformat 3 file asserts (3.0 is not 3
+    there, and 3.0 is the only nbformat 3)."""
+    if type(nb.get("nbformat")) is not int:
+        nb["nbformat"] = major
+    minor = nb.get("nbformat_minor")
+    if "nbformat_minor" not in nb:
+        nb["nbformat_minor"] = 0  # what nbformat reads a missing minor version as
+    elif type(minor) is not int or minor < 0 or (major == 3 and minor > 0):
+        nb["nbformat_minor"] = 0
+        actions.append(f"{prefix}set nbformat_minor ({minor!r}) to 0: "
+                       + ("nbformat 3.0 is the only nbformat 3" if type(minor) is int and minor > 0
+                          else "not a valid minor version"))
+
+
+def _add_old_structure(nb: dict[str, Any], major: int, prefix: str, actions: list[str],
+                       lost: list[str]) -> None:
+    """What nbformat's conversion needs and a file may lack: the notebook metadata, the worksheets
+    (cells in nbformat 1), each worksheet's cells."""
+    if major == 1:
+        if "cells" not in nb:
+            nb["cells"] = []
+            actions.append(f"{prefix}added the missing `cells` list (empty: the notebook had no cells)")
+        return
+    if not isinstance(nb.get("metadata"), dict):
+        actions.append(f"{prefix}added the missing notebook `metadata` (empty: pick the kernel when you open "
+                       "it)" if "metadata" not in nb else
+                       f"{prefix}replaced the notebook metadata, which was not an object, by an empty one")
+        nb["metadata"] = {}
+    cells = nb.get("cells")
+    if "worksheets" not in nb:
+        if isinstance(cells, list) and cells:
+            nb["worksheets"] = [{"cells": nb.pop("cells"), "metadata": {}}]
+            actions.append(f"{prefix}added the missing `worksheets`: one worksheet holding the notebook's "
+                           f"{len(cells)} top-level cell(s)")
+        else:
+            nb["worksheets"] = []
+            actions.append(f"{prefix}added the missing `worksheets` (empty: the notebook had no cells)")
+    elif isinstance(cells, list) and cells:
+        lost.append(f"{prefix}dropped {len(cells)} top-level cell(s) found next to `worksheets`: nbformat "
+                    f"{major} keeps cells in worksheets, and its conversion overwrites `cells`")
+    for i, sheet in enumerate(nb["worksheets"] if isinstance(nb["worksheets"], list) else []):
+        if isinstance(sheet, dict) and "cells" not in sheet:
+            sheet["cells"] = []
+            actions.append(f"{prefix}added the missing `cells` list to worksheets[{i}] (empty: it had no cells)")
 
 
 def _nbformat() -> Any:
