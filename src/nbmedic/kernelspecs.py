@@ -167,10 +167,15 @@ class Kernelspec:
         return env
 
     @cached_property
+    def environment(self) -> Mapping[str, str]:
+        """``environ()`` as of the first use (a snapshot of the kernelspecs is read once per command)."""
+        return self.environ()
+
+    @cached_property
     def interpreter(self) -> KernelInterpreter:
         """The program and the Python this kernel runs (``interpreter_of``), in its own environment."""
         return interpreter_of(self.argv, language=self.language, resource_dir=self.resource_dir,
-                              environ=self.environ())
+                              environ=self.environment)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "display_name": self.display_name, "resource_dir": self.resource_dir,

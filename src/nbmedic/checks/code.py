@@ -177,7 +177,7 @@ def resolve_modules(env: CheckEnv, kernel: Kernelspec, folder: str, names: list[
         else:
             unknown.append(name)
     if unknown:
-        answers = import_prober(env).importable(python, unknown, flags=flags, environ=kernel.environ(),
+        answers = import_prober(env).importable(python, unknown, flags=flags, environ=kernel.environment,
                                                 cwd=folder)
         if answers is None:
             return None

@@ -254,15 +254,15 @@ class ImportProber:
     def __init__(self, cache: Path | None = None, *, use_disk: bool = True) -> None:
         self.folder = (cache if cache is not None else cache_dir()) if use_disk else None
         self._memory: dict[str, ImportIndex | None] = {}
+        # (python, flags, id(environ)) -> (environ, its key document, its key): one hash per kernel
+        self._keys: dict[tuple[str, tuple[str, ...], int], tuple[Mapping[str, str], dict[str, Any], str]] = {}
         self.probes_run = 0  # subprocesses started (for tests and benchmarks)
 
     def importable(self, python: str, names: Iterable[str], *, flags: Sequence[str] = (),
                    environ: Mapping[str, str] | None = None, cwd: str | None = None) -> dict[str, bool] | None:
         """``{name: importable}`` for ``names``; None when the interpreter cannot be asked."""
         names = list(dict.fromkeys(names))
-        env = dict(os.environ if environ is None else environ)
-        key_doc = _key_doc(python, flags, env)
-        key = _key_name(key_doc)
+        env, key_doc, key = self._key(python, tuple(flags), environ)
         index = self._index(key, key_doc, cwd)
         if key in self._memory and index is None:
             return None  # it failed before: do not pay for it again
@@ -274,6 +274,20 @@ class ImportProber:
                 return None
             self._save(key, key_doc, index)
         return {n: bool(index.lookup(n)) for n in names}
+
+    def _key(self, python: str, flags: tuple[str, ...],
+             environ: Mapping[str, str] | None) -> tuple[Mapping[str, str], dict[str, Any], str]:
+        """The environment, the key document and the key of an interpreter; hashed once per kernel (the
+        same ``environ`` object), os.environ read afresh on each call."""
+        if environ is None:
+            key_doc = _key_doc(python, flags, os.environ)
+            return dict(os.environ), key_doc, _key_name(key_doc)
+        memo = (python, flags, id(environ))
+        hit = self._keys.get(memo)
+        if hit is None or hit[0] is not environ:
+            key_doc = _key_doc(python, flags, environ)
+            hit = self._keys[memo] = (environ, key_doc, _key_name(key_doc))
+        return hit
 
     @staticmethod
     def _memory_key(key: str, index: ImportIndex | None, cwd: str | None) -> str:
