@@ -146,3 +146,19 @@ def test_syntax_error_in_the_middle_keeps_what_came_before() -> None:
     result = repair_bytes(broken.encode())
     assert result.status == "repaired" and result.nb is not None
     assert len(result.nb["cells"]) == 5 and result.lost
+
+
+def test_truncated_nbformat3_file_keeps_its_complete_cells_and_is_converted(tmp_path: Path, run_cli: Any) -> None:
+    """nbformat's own nbformat 3 notebook, cut in its ninth cell: the eight before it, headings split in
+    lines as nbformat 3 wrote them, come out as nbformat 4."""
+    data = (Path(__file__).parent / "corpus" / "nbformat" / "test3.ipynb").read_bytes()
+    path = tmp_path / "cut.ipynb"
+    path.write_bytes(data[: len(data) // 2])
+    code, out, err = run_cli("repair", str(path))
+    assert code == 1 and "Traceback" not in out + err  # 1: cells were lost
+    assert "the 8 complete cell(s) before it are kept" in out
+    assert "converted the notebook from nbformat 3.0 to 4.5" in out
+    nb = nbformat.read(tmp_path / "cut.repaired.ipynb", as_version=4)
+    nbformat.validate(nb)
+    full = nbformat.reads(data.decode("utf-8"), as_version=4)
+    assert [c.source for c in nb.cells] == [c.source for c in full.cells[:8]]
