@@ -225,7 +225,7 @@ def test_nb003_old_format_error_names_the_cell(tmp_path: Path, check_json: Check
 def test_nb003_old_format_fix_points_to_repair_when_repair_mends_it(tmp_path: Path, check_json: CheckJson,
                                                                     doc: dict[str, Any]) -> None:
     [f] = check_json(str(nbf.write_raw(tmp_path / "old.ipynb", doc)))[1]
-    assert f["severity"] == "error" and f["fix"].startswith("`nbmedic repair FILE` adds what is missing")
+    assert f["severity"] == "error" and f["fix"].startswith("`nbmedic repair FILE` rebuilds what is missing")
 
 
 def test_nb003_keeps_one_evidence_layout(tmp_path: Path, check_json: CheckJson) -> None:

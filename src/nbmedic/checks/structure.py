@@ -265,7 +265,7 @@ def _check_old_format(ctx: NotebookContext, major: int) -> Finding:
     try:
         converted = oldformat.upgrade(ctx.nb, major)
     except oldformat.ConversionError as exc:
-        fix = ("`nbmedic repair FILE` adds what is missing and converts the notebook to nbformat 4"
+        fix = ("`nbmedic repair FILE` rebuilds what is missing and converts the notebook to nbformat 4"
                if _repair_mends(exc) else
                f"correct {exc.path} by hand (nbformat cannot convert the notebook until then), then "
                "`nbmedic repair FILE` converts it to nbformat 4")
