@@ -58,8 +58,8 @@ def _missing(spec: Kernelspec) -> Finding:
     where = spec.resource_dir or None
     interp = spec.interpreter
     if not spec.argv:
-        why = spec.error or "has no argv"
-        return make("EN200", where, f"the kernelspec {spec.name!r} {why if why == 'has no argv' else 'is broken: ' + why}",
+        why = f"cannot be used: {spec.error}" if spec.error else "has no argv"
+        return make("EN200", where, f"the kernelspec {spec.name!r} {why}",
                     evidence={"kernel": spec.name, "resource_dir": spec.resource_dir})
     return make(
         "EN200", where, f"the kernelspec {spec.name!r} runs {interp.argv0}, which {interp.problem} "
