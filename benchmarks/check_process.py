@@ -9,6 +9,7 @@ So each measurement is a fresh process, run on the same files:
 * ``nbformat``: ``python -c`` that imports nbformat and runs ``nbformat.read`` + ``nbformat.validate`` on
   every ``*.ipynb`` under the folder (what Jupyter does to open each one);
 * ``check NB00``: ``nbmedic check --select NB00 FOLDER`` (the structural rules);
+* ``check -NB041``: every rule but NB041 (``--ignore NB041``), to tell NB041's share;
 * ``check, cold``: ``nbmedic check FOLDER`` (every rule) with an empty cache folder, so NB041 asks each
   kernel's interpreter what it can import (one subprocess per interpreter);
 * ``check, warm``: the same with the cache the previous run left (NB041 starts no subprocess).
@@ -91,6 +92,7 @@ def measure(folder: Path, repeat: int, cache: Path, pycache: Path) -> dict[str, 
     cases: dict[str, list[str]] = {
         "nbformat": [sys.executable, "-c", NBFORMAT_WORKER, str(folder)],
         "check NB00": [*nbmedic, "check", "--select", "NB00", str(folder)],
+        "check -NB041": [*nbmedic, "check", "--ignore", "NB041", str(folder)],
         "check, cold": [*nbmedic, "check", str(folder)],
         "check, warm": [*nbmedic, "check", str(folder)],
     }
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['cpus']} CPUs; median of {args.repeat} fresh processes [best]")
     for name, row in results["cases"].items():
         ratio = "" if name == "nbformat" else f"   {row['ratio']:5.2f}x nbformat"
-        print(f"  {name:<12} {row['median_s'] * 1000:8.1f} ms [{row['best_s'] * 1000:7.1f}]{ratio}")
+        print(f"  {name:<13} {row['median_s'] * 1000:8.1f} ms [{row['best_s'] * 1000:7.1f}]{ratio}")
     return 0
 
 
