@@ -9,13 +9,14 @@ result violates the 4.5 schema, info otherwise.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from nbmedic.checks.rules import NotebookContext, RuleTable
@@ -30,9 +31,19 @@ RULES: RuleTable = []  # check_format runs first, on every parsed file
 
 
 @cache
+def _nbformat_folder() -> Path:
+    """Where nbformat's schema files are, found without importing nbformat (importing it, with jsonschema,
+    took longer than checking a folder of notebooks)."""
+    spec = importlib.util.find_spec("nbformat")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - nbformat is a dependency
+        raise ModuleNotFoundError("nbformat is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
 def _schema(minor: int) -> dict[str, Any]:
     name = f"nbformat.v4.{min(max(minor, 0), CURRENT_MINOR)}.schema.json"
-    text = resources.files("nbformat").joinpath("v4", name).read_text(encoding="utf-8")
+    text = (_nbformat_folder() / "v4" / name).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     if minor > CURRENT_MINOR:
         # a notebook from a newer nbformat: judge it as nbformat does, by the newest schema we know with
@@ -85,8 +96,6 @@ class _Dispatch:
     raising exceptions, and most of a valid notebook's validation time went to those."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        import fastjsonschema
-
         definitions = schema["definitions"]
         top = json.loads(json.dumps(schema))
         top["properties"]["cells"]["items"] = {}
@@ -95,13 +104,13 @@ class _Dispatch:
         # each part keeps the schema's draft (4): without "$schema" fastjsonschema compiles draft 7, which
         # takes 1.0 for an integer where nbformat's validators do not
         common = {"$schema": schema.get("$schema"), "definitions": definitions}
-        self.top = fastjsonschema.compile(top)
+        self.top = _compile(top)
         self.cells = {
-            "code": fastjsonschema.compile({**code, **common}),
-            "markdown": fastjsonschema.compile({**definitions["markdown_cell"], **common}),
-            "raw": fastjsonschema.compile({**definitions["raw_cell"], **common}),
+            "code": _compile({**code, **common}),
+            "markdown": _compile({**definitions["markdown_cell"], **common}),
+            "raw": _compile({**definitions["raw_cell"], **common}),
         }
-        self.outputs = {name: fastjsonschema.compile({**definitions[name], **common})
+        self.outputs = {name: _compile({**definitions[name], **common})
                         for name in ("stream", "display_data", "execute_result", "error")}
 
     def __call__(self, nb: Any) -> None:
@@ -124,12 +133,22 @@ class _Dispatch:
 @cache
 def _fast_validator(minor: int) -> Any:
     """A compiled validator of exactly the schema of ``minor`` (a newer minor: nbformat's relaxed one)."""
-    import fastjsonschema
-
     schema = _fast_schema(minor)
     if minor > CURRENT_MINOR or "unrecognized_cell" in json.dumps(schema["definitions"].get("cell", {})):
-        return fastjsonschema.compile(schema)
+        return _compile(schema)
     return _Dispatch(schema)
+
+
+def _compile(schema: dict[str, Any]) -> Any:
+    """fastjsonschema's validator of ``schema``, for a verdict only (jsonschema says where and why): without
+    detailed exceptions, which embed the schema's text in the generated code and took most of the time
+    of compiling it."""
+    import fastjsonschema
+
+    try:
+        return fastjsonschema.compile(schema, detailed_exceptions=False)
+    except TypeError:  # pragma: no cover - fastjsonschema before 2.19 has no such option
+        return fastjsonschema.compile(schema)
 
 
 def _json_path(parts: Iterable[object]) -> str:
