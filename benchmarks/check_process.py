@@ -14,8 +14,9 @@ So each measurement is a fresh process, run on the same files:
   kernel's interpreter what it can import (one subprocess per interpreter);
 * ``check, warm``: the same with the cache the previous run left (NB041 starts no subprocess).
 
-The cases are interleaved (their order rotates each repeat) after one untimed run of each; the figure is
-the median wall time of ``--repeat`` runs (best in brackets), and each check is given as a ratio of the
+The cases are interleaved (their order rotates each repeat) after one untimed run of each; the figures are
+the median wall time of ``--repeat`` runs (best in brackets) and the median CPU time (user + system, the
+process with its subprocesses: steadier than wall time on a shared machine), each as a ratio of the
 nbformat process (goal: every rule, warm, <= 0.5x).  ``NBMEDIC_CACHE_DIR`` points at a temporary folder:
 the user's cache is not touched.  Byte code is compiled once, by the untimed runs, into a temporary
 ``PYTHONPYCACHEPREFIX`` (``PYTHONDONTWRITEBYTECODE`` is dropped): an installed nbmedic has its ``.pyc``
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,13 +68,19 @@ def nbmedic_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "nbmedic"]
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # with the children's own waited-for children
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its subprocesses)."""
+    cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, _cpu() - cpu
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return elapsed
+    return elapsed, used
 
 
 def subset(corpus: Path, limit: int, into: Path) -> Path:
@@ -85,7 +93,7 @@ def subset(corpus: Path, limit: int, into: Path) -> Path:
     return into
 
 
-def measure(folder: Path, repeat: int, cache: Path, pycache: Path) -> dict[str, list[float]]:
+def measure(folder: Path, repeat: int, cache: Path, pycache: Path) -> dict[str, list[tuple[float, float]]]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(NBMEDIC_CACHE_DIR=str(cache), PYTHONPYCACHEPREFIX=str(pycache))
     nbmedic = nbmedic_command()
@@ -97,7 +105,7 @@ def measure(folder: Path, repeat: int, cache: Path, pycache: Path) -> dict[str, 
         "check, warm": [*nbmedic, "check", str(folder)],
     }
 
-    def one(name: str) -> float:
+    def one(name: str) -> tuple[float, float]:
         if name == "check, cold":
             shutil.rmtree(cache, ignore_errors=True)
         elif name == "check, warm" and not cache.exists():
@@ -107,7 +115,7 @@ def measure(folder: Path, repeat: int, cache: Path, pycache: Path) -> dict[str, 
     names = list(cases)
     for name in names:
         one(name)  # warm-up: page cache, bytecode, the NB041 cache
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for i in range(repeat):
         order = names[i % len(names):] + names[:i % len(names)]
         for name in order:
@@ -127,22 +135,28 @@ def main(argv: list[str] | None = None) -> int:
         paths = [p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
         if not paths:
             parser.error(f"no .ipynb files under {args.corpus}")
+        size = sum(p.stat().st_size for p in paths)
         times = measure(folder, args.repeat, Path(tmp) / "cache", Path(tmp) / "pycache")
-    base = statistics.median(times["nbformat"])
+    wall = {name: [w for w, _ in t] for name, t in times.items()}
+    cpu = {name: [c for _, c in t] for name, t in times.items()}
+    base_wall, base_cpu = statistics.median(wall["nbformat"]), statistics.median(cpu["nbformat"])
     results: dict[str, Any] = {
-        "corpus": str(args.corpus), "files": len(paths), "bytes": sum(p.stat().st_size for p in paths),
+        "corpus": str(args.corpus), "limit": args.limit, "files": len(paths), "bytes": size,
         "python": sys.version.split()[0], "cpus": os.cpu_count(), "repeat": args.repeat,
-        "cases": {name: {"median_s": statistics.median(t), "best_s": min(t),
-                         "ratio": statistics.median(t) / base} for name, t in times.items()}}
+        "cases": {name: {"median_s": statistics.median(wall[name]), "best_s": min(wall[name]),
+                         "ratio": statistics.median(wall[name]) / base_wall,
+                         "cpu_median_s": statistics.median(cpu[name]),
+                         "cpu_ratio": statistics.median(cpu[name]) / base_cpu} for name in times}}
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
-    print(f"{results['files']} notebooks, {results['bytes'] / 2**20:.1f} MiB in {args.corpus}"
+    print(f"{results['files']} notebooks, {size / 2**20:.1f} MiB in {args.corpus}"
           f"{f' (first {args.limit})' if args.limit else ''}; Python {results['python']}, "
-          f"{results['cpus']} CPUs; median of {args.repeat} fresh processes [best]")
+          f"{results['cpus']} CPUs; median of {args.repeat} fresh processes: wall [best], CPU")
     for name, row in results["cases"].items():
-        ratio = "" if name == "nbformat" else f"   {row['ratio']:5.2f}x nbformat"
-        print(f"  {name:<13} {row['median_s'] * 1000:8.1f} ms [{row['best_s'] * 1000:7.1f}]{ratio}")
+        ratio = "" if name == "nbformat" else f"  {row['ratio']:5.2f}x / {row['cpu_ratio']:5.2f}x nbformat"
+        print(f"  {name:<13} {row['median_s'] * 1000:7.0f} ms [{row['best_s'] * 1000:5.0f}]  "
+              f"CPU {row['cpu_median_s'] * 1000:6.0f} ms{ratio}")
     return 0
 
 
