@@ -101,16 +101,13 @@ class _Dispatch:
         top["properties"]["cells"]["items"] = {}
         code = json.loads(json.dumps(definitions["code_cell"]))
         code["properties"]["outputs"]["items"] = {"type": "object"}
-        # each part keeps the schema's draft (4): without "$schema" fastjsonschema compiles draft 7, which
-        # takes 1.0 for an integer where nbformat's validators do not
-        common = {"$schema": schema.get("$schema"), "definitions": definitions}
         self.top = _compile(top)
         self.cells = {
-            "code": _compile({**code, **common}),
-            "markdown": _compile({**definitions["markdown_cell"], **common}),
-            "raw": _compile({**definitions["raw_cell"], **common}),
+            "code": _compile(_part(code, schema)),
+            "markdown": _compile(_part(definitions["markdown_cell"], schema)),
+            "raw": _compile(_part(definitions["raw_cell"], schema)),
         }
-        self.outputs = {name: _compile({**definitions[name], **common})
+        self.outputs = {name: _compile(_part(definitions[name], schema))
                         for name in ("stream", "display_data", "execute_result", "error")}
 
     def __call__(self, nb: Any) -> None:
@@ -139,12 +136,49 @@ def _fast_validator(minor: int) -> Any:
     return _Dispatch(schema)
 
 
+def _part(node: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A part of ``schema`` as a schema of its own: the schema's draft (4; without ``$schema``
+    fastjsonschema compiles draft 7, which takes 1.0 for an integer where nbformat's validators do not) and
+    only the definitions it refers to, so that a part several minor versions share compiles once."""
+    definitions = schema["definitions"]
+    needed: dict[str, Any] = {}
+    todo = [node]
+    while todo:
+        for ref in _refs(todo.pop()):
+            keys = ref.removeprefix("#/definitions/").split("/")
+            source, target = definitions, needed
+            for key in keys[:-1]:
+                source, target = source[key], target.setdefault(key, {})
+            if keys[-1] not in target:
+                target[keys[-1]] = source[keys[-1]]
+                todo.append(source[keys[-1]])
+    return {**node, "$schema": schema.get("$schema"), "definitions": needed}
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            yield ref
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
 def _compile(schema: dict[str, Any]) -> Any:
-    """fastjsonschema's validator of ``schema``, for a verdict only (jsonschema says where and why): without
-    detailed exceptions, which embed the schema's text in the generated code and took most of the time
-    of compiling it."""
+    """fastjsonschema's validator of ``schema`` (compiled once per distinct schema), for a verdict only:
+    jsonschema says where and why.  Without detailed exceptions, which embed the schema's text in the
+    generated code and took most of the time of compiling it."""
+    return _compile_text(json.dumps(schema, sort_keys=True))
+
+
+@cache
+def _compile_text(text: str) -> Any:
     import fastjsonschema
 
+    schema = json.loads(text)
     try:
         return fastjsonschema.compile(schema, detailed_exceptions=False)
     except TypeError:  # pragma: no cover - fastjsonschema before 2.19 has no such option
