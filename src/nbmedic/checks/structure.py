@@ -313,7 +313,9 @@ def _repair_mends(stop: oldformat.ConversionError) -> bool:
 
 
 def _check_old_format(ctx: NotebookContext, major: int) -> Finding:
-    """Info when Jupyter converts the file on open; an error naming the problem when it cannot."""
+    """Info when Jupyter converts the file to a valid notebook on open; an error naming the problem when
+    its conversion stops (Jupyter cannot open the file) or gives an invalid notebook (Jupyter opens it
+    with a "Notebook validation failed" warning)."""
     version = f"{major}.{ctx.minor}"
     try:
         converted = oldformat.upgrade(ctx.nb, major)
@@ -322,8 +324,9 @@ def _check_old_format(ctx: NotebookContext, major: int) -> Finding:
                if _repair_mends(exc) else
                f"correct {exc.path} by hand (nbformat cannot convert the notebook until then), then "
                "`nbmedic repair FILE` converts it to nbformat 4")
-        return _nb003(ctx, f"nbformat {version} notebook that Jupyter cannot open: converting it to nbformat 4 "
-                      f"stops at {exc.path}: {exc.message}", [(exc.path, exc.message)], version,
+        return _nb003(ctx, f"nbformat {version} notebook that Jupyter cannot open (\"Unreadable Notebook\"): "
+                      f"converting it to nbformat 4 stops at {exc.path}: {exc.message}", [(exc.path, exc.message)],
+                      version,
                       cell=exc.cell, cell_id=None, fix=fix)
     found = schema_errors(converted.nb, CURRENT_MINOR)
     if not found:
@@ -332,8 +335,9 @@ def _check_old_format(ctx: NotebookContext, major: int) -> Finding:
                       fix="`nbmedic repair FILE` converts it to nbformat 4")
     errors = [(converted.file_path(path), message) for path, message in found]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return _nb003(ctx, f"nbformat {version} notebook that Jupyter cannot open: converted to nbformat 4, it "
-                  f"violates the schema at {errors[0][0]}: {errors[0][1]}{more}", errors, version,
+    return _nb003(ctx, f"nbformat {version} notebook that converts to an invalid nbformat 4 one (Jupyter warns "
+                  f"\"Notebook validation failed\"): schema violation at {errors[0][0]}: {errors[0][1]}{more}",
+                  errors, version,
                   cell=_cell_of(found[0][0]), cell_id=None,
                   fix="`nbmedic repair FILE` converts it to nbformat 4 and repairs what it can of the rest")
 
