@@ -395,3 +395,63 @@ def test_dispatching_validator_agrees_with_the_schema_on_the_corpus() -> None:
         compared += 1
         invalid += not fast
     assert compared > 40 and invalid >= 3  # both verdicts were exercised
+
+
+def _id_and_kernelspec_variants(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """``doc`` with cell ids and kernelspecs wrong in every way the schema knows, alone and mixed with
+    another error."""
+    import copy
+
+    out = []
+    for minor in (4, 5):
+        for damage in ("none", "missing", "bad", "number", "extra", "kernelspec", "kernelspec-str", "source"):
+            nb = copy.deepcopy(doc)
+            nb["nbformat_minor"] = minor
+            cells = [c for c in nb["cells"] if isinstance(c, dict)]
+            for i, cell in enumerate(cells):
+                cell.pop("id", None)
+                if minor == 5:
+                    cell["id"] = f"c{i}"
+            first = cells[0]
+            if damage == "missing":
+                first.pop("id", None)
+            elif damage == "bad":
+                first["id"] = "has space"
+            elif damage == "number":
+                first["id"] = 7
+            elif damage == "extra":
+                first["id"] = "x"
+            elif damage == "kernelspec":
+                nb["metadata"]["kernelspec"] = {"name": "python3"}
+            elif damage == "kernelspec-str":
+                nb["metadata"]["kernelspec"] = "python3"
+            elif damage == "source":
+                first["source"] = 5
+                first["id"] = 7
+            out.append(nb)
+    return out
+
+
+def test_schema_errors_shortcut_gives_jsonschemas_answer() -> None:
+    """A notebook whose only schema errors are about ids (NB004) or the kernelspec (NB030) is cleared
+    without jsonschema's walk: the answer must be the walk's, on the corpus and on damaged copies."""
+    from nbmedic.checks import structure
+    from nbmedic.notebook.io import NotebookReadError, load_bytes
+
+    docs: list[dict[str, Any]] = []
+    for path in sorted((Path(__file__).parent / "corpus").rglob("*.ipynb")):
+        try:
+            nb = load_bytes(path.read_bytes())
+        except NotebookReadError:
+            continue
+        if nb.get("nbformat") == 4 and isinstance(nb.get("nbformat_minor"), int):
+            docs.append(nb)
+    base = _doc(_code("a"), _md("b"), _code("c", outputs=[{"output_type": "stream", "name": "stdout", "text": "1"}]))
+    docs += _id_and_kernelspec_variants(base)
+    shortcuts = 0
+    for nb in docs:
+        for skip in (False, True):
+            fast = structure.schema_errors(nb, nb["nbformat_minor"], skip_kernelspec=skip)
+            assert fast == structure._detailed_errors(nb, nb["nbformat_minor"], skip), nb
+            shortcuts += not fast and not structure._fast_valid(nb, nb["nbformat_minor"])
+    assert shortcuts >= 10  # the shortcut was taken, and agreed

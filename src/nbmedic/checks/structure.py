@@ -22,7 +22,7 @@ from typing import Any
 from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
 from nbmedic.notebook import oldformat
-from nbmedic.notebook.format import CURRENT_MAJOR, CURRENT_MINOR, valid_id
+from nbmedic.notebook.format import CURRENT_MAJOR, CURRENT_MINOR, has_ids, valid_id
 
 MAX_SCHEMA_ERRORS = 5
 MAX_EXAMINED_ERRORS = 100  # a badly broken file is not worth describing error by error
@@ -248,10 +248,29 @@ def _fast_valid(nb: dict[str, Any], minor: int) -> bool:
     return True
 
 
+def _with_ignored_put_right(nb: dict[str, Any], minor: int, skip_kernelspec: bool) -> dict[str, Any]:
+    """A shallow copy of ``nb`` with valid cell ids (none before 4.5) and, with ``skip_kernelspec``, a
+    valid ``metadata.kernelspec``: the errors ``schema_errors`` leaves to NB004 and NB030 put right."""
+    copy = dict(nb)
+    cells = nb.get("cells")
+    if isinstance(cells, list):
+        ids = has_ids(CURRENT_MAJOR, minor)
+        copy["cells"] = [({**cell, "id": "c"} if ids else {k: v for k, v in cell.items() if k != "id"})
+                         if isinstance(cell, dict) else cell for cell in cells]
+    meta = nb.get("metadata")
+    if skip_kernelspec and isinstance(meta, dict) and "kernelspec" in meta:
+        copy["metadata"] = {**meta, "kernelspec": {"name": "k", "display_name": "k"}}
+    return copy
+
+
 def schema_errors(nb: dict[str, Any], minor: int, *, skip_kernelspec: bool = False) -> list[tuple[str, str]]:
     """(JSON path, message) for the first schema violations, ids excepted; [] when valid."""
-    if _fast_valid(nb, minor):
-        return []
+    if _fast_valid(nb, minor) or _fast_valid(_with_ignored_put_right(nb, minor, skip_kernelspec), minor):
+        return []  # (the second: only errors NB004 or NB030 report, found without jsonschema's slow walk)
+    return _detailed_errors(nb, minor, skip_kernelspec)
+
+
+def _detailed_errors(nb: dict[str, Any], minor: int, skip_kernelspec: bool) -> list[tuple[str, str]]:
     import jsonschema  # the fast validator's details are poor: ask jsonschema where and why
 
     validator = jsonschema.Draft4Validator(_schema(minor))
