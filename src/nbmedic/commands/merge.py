@@ -8,17 +8,27 @@ Forms:
   %A (the local version), exit 0 when clean, 1 while conflicts remain.  When a side is not a
   notebook, %A is left untouched, one line says why and the exit code is 1 (git reports a conflict).
 
-An empty BASE (git's add/add conflicts) merges with no common ancestor.  Keep this module light at
-import: the CLI imports it to build its parser.
+An empty BASE (git's add/add conflicts) merges the two sides with each other (a 2-way merge: every
+cell either side has is kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from nbmedic.errors import UsageError
+from nbmedic.notebook.io import (
+    NotebookReadError,
+    atomic_write_bytes,
+    detect_newline,
+    dumps,
+    encode_text,
+    load_bytes,
+)
+from nbmedic.vcs.merge import STRATEGIES, MergeInputError, MergeResult, check_notebook, merge3
 
 EXIT_CLEAN, EXIT_CONFLICTS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -32,7 +42,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="BASE LOCAL REMOTE; with --driver git's %%O %%A %%B [%%L [%%P]]")
     p.add_argument("-o", "--output", metavar="OUT", help="write the merged notebook here (default: stdout)")
-    p.add_argument("--strategy", choices=("inline", "local", "remote", "union"), default="inline",
+    p.add_argument("--strategy", choices=STRATEGIES, default="inline",
                    help="conflicting cells: both versions between conflict markers in the cell (inline, "
                    "the default), one side's version (local, remote), or both versions as two cells (union)")
     p.add_argument("--driver", action="store_true",
@@ -45,9 +55,6 @@ class _BadInput(Exception):
 
 
 def _load(path: str, name: str, *, empty_ok: bool = False) -> tuple[dict[str, Any] | None, bytes]:
-    from nbmedic.notebook.io import NotebookReadError, load_bytes
-    from nbmedic.vcs.merge import MergeInputError, check_notebook
-
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -63,7 +70,18 @@ def _load(path: str, name: str, *, empty_ok: bool = False) -> tuple[dict[str, An
     return nb, data
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class _Call:
+    base: str
+    local: str
+    remote: str
+    shown: str  # the name git shows (%P), else LOCAL
+    marker_size: int
+    target: str | None  # where the result goes (None: stdout)
+
+
+def _call(args: argparse.Namespace) -> _Call:
+    """The arguments of either form, checked."""
     files: list[str] = args.files
     if args.driver:
         if not 3 <= len(files) <= 5:
@@ -79,50 +97,57 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"conflict marker size {files[3]!r} is not a number") from None
     shown = files[4] if len(files) == 5 else files[1]
+    target = files[1] if args.driver else args.output
+    return _Call(files[0], files[1], files[2], shown, marker_size, target)
 
-    from nbmedic.notebook.io import detect_newline, dumps, encode_text
 
-    try:
-        base = _load(files[0], "base", empty_ok=True)[0]
-        local, local_data = _load(files[1], "local")
-        remote = _load(files[2], "remote")[0]
-    except _BadInput as exc:
-        if args.driver:
-            print(f"nbmedic merge: {shown}: {exc}; left the local version as it was", file=sys.stderr)
-            return EXIT_CONFLICTS
-        print(f"nbmedic: error: {shown}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+def _merge(call: _Call, strategy: Any) -> tuple[bytes, MergeResult]:
+    """The merged notebook's bytes (in LOCAL's line endings) and what happened; raises _BadInput."""
+    base = _load(call.base, "base", empty_ok=True)[0]
+    local, local_data = _load(call.local, "local")
+    remote = _load(call.remote, "remote")[0]
     assert local is not None and remote is not None
-
-    from nbmedic.vcs.merge import merge3
-
     newline = detect_newline(local_data)
     del local_data  # large notebooks: hold as little at once as possible
-    result = merge3(base, local, remote, strategy=args.strategy, marker_size=marker_size)
+    result = merge3(base, local, remote, strategy=strategy, marker_size=call.marker_size)
     del base, local, remote
     data = encode_text(dumps(result.nb, newline))
     result.nb = {}
-    if args.driver or args.output:
-        from nbmedic.notebook.io import atomic_write_bytes
+    return data, result
 
-        target = files[1] if args.driver else args.output
+
+def _report(call: _Call, result: MergeResult) -> int:
+    for note in result.notes:
+        print(f"nbmedic merge: {call.shown}: {note}", file=sys.stderr)
+    for conflict in result.conflicts:
+        print(f"nbmedic merge: {call.shown}: CONFLICT {conflict}", file=sys.stderr)
+    if result.conflicts:
+        cells = ", ".join(map(str, result.conflict_cells))
+        print(f"nbmedic merge: {call.shown}: {len(result.conflicts)} conflict(s) in cell(s) {cells}: resolve "
+              "them, delete the <<<<<<< / ======= / >>>>>>> lines and remove the 'nbmedic-conflict' tag",
+              file=sys.stderr)
+        return EXIT_CONFLICTS
+    return EXIT_CLEAN
+
+
+def run(args: argparse.Namespace) -> int:
+    call = _call(args)
+    try:
+        data, result = _merge(call, args.strategy)
+    except _BadInput as exc:
+        if args.driver:
+            print(f"nbmedic merge: {call.shown}: {exc}; left the local version as it was", file=sys.stderr)
+            return EXIT_CONFLICTS
+        print(f"nbmedic: error: {call.shown}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if call.target is not None:
         try:
-            atomic_write_bytes(target, data)
+            atomic_write_bytes(call.target, data)
         except OSError as exc:
-            print(f"nbmedic merge: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"nbmedic merge: cannot write {call.target}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_CONFLICTS if args.driver else EXIT_BAD_INPUT
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    for note in result.notes:
-        print(f"nbmedic merge: {shown}: {note}", file=sys.stderr)
-    for conflict in result.conflicts:
-        print(f"nbmedic merge: {shown}: CONFLICT {conflict}", file=sys.stderr)
-    if result.conflicts:
-        cells = ", ".join(map(str, result.conflict_cells))
-        print(f"nbmedic merge: {shown}: {len(result.conflicts)} conflict(s) in cell(s) {cells}: resolve them, "
-              "delete the <<<<<<< / ======= / >>>>>>> lines and remove the 'nbmedic-conflict' tag",
-              file=sys.stderr)
-        return EXIT_CONFLICTS
-    return EXIT_CLEAN
+    return _report(call, result)
