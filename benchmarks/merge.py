@@ -1,11 +1,12 @@
 """Time ``nbmedic merge`` against nbdime's ``nbmerge`` on a large notebook edited on both sides.
 
-    python benchmarks/merge.py [--cells N] [--image-kib K] [--repeat N] [--keep DIR] [--json]
+    python benchmarks/merge.py [--cells N] [--image-kib K] [--repeat N] [--no-ids] [--keep DIR] [--json]
 
 Builds a base notebook of ``--cells`` cells (default 400; every other code cell holds a PNG-sized
 base64 output, so the file is well over 10 MB), then a local side (source edits, re-run outputs on
 some cells, one inserted cell) and a remote side (other source edits, one inserted cell, one deleted
-cell).  The edits do not overlap, so both tools should merge cleanly.
+cell).  The edits do not overlap, so both tools should merge cleanly.  ``--no-ids`` writes the three
+notebooks as nbformat 4.4, without cell ids, so cells are matched by content instead of by id.
 
 Side by side, in one run:
 
@@ -88,6 +89,14 @@ def build_sides(base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return local, remote
 
 
+def drop_ids(nb: dict[str, Any]) -> dict[str, Any]:
+    """The notebook as nbformat 4.4 writes it: no cell ids."""
+    for cell in nb["cells"]:
+        cell.pop("id", None)
+    nb["nbformat_minor"] = 4
+    return nb
+
+
 def _sources(nb: dict[str, Any]) -> list[str]:
     out = []
     for cell in nb["cells"]:
@@ -160,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=400)
     parser.add_argument("--image-kib", type=int, default=60, help="size of each PNG before base64 (KiB)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-ids", action="store_true", help="nbformat 4.4 notebooks without cell ids")
     parser.add_argument("--keep", metavar="DIR", help="write the notebooks and results here")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -175,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     base = build_base(args.cells, args.image_kib)
     local, remote = build_sides(base)
+    if args.no_ids:
+        base, local, remote = drop_ids(base), drop_ids(local), drop_ids(remote)
     paths = {}
     for name, nb in (("base", base), ("local", local), ("remote", remote)):
         paths[name] = work / f"{name}.ipynb"
@@ -191,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     api = api_times([paths[n] for n in ("base", "local", "remote")], args.repeat)
 
     figures = {
-        "notebook": {"cells": len(base["cells"]), "size_mib": size / 2**20},
+        "notebook": {"cells": len(base["cells"]), "size_mib": size / 2**20, "ids": not args.no_ids},
         "cli": {k: {"wall_s": v["wall"], "maxrss_mib": v["maxrss_mib"], "rc": v["rc"]} for k, v in cli.items()},
         "api": api,
         "cells": {k: len(v["cells"]) for k, v in results.items()},
@@ -205,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=1))
     else:
         nb = figures["notebook"]
-        print(f"notebook: {nb['cells']} cells, {nb['size_mib']:.1f} MiB (base); work dir {work}")
+        print(f"notebook: {nb['cells']} cells, {nb['size_mib']:.1f} MiB (base), "
+              f"{'cell ids' if nb['ids'] else 'no cell ids (nbformat 4.4)'}; work dir {work}")
         print(f"{'':24}{'nbmedic':>12}{'nbdime':>12}{'ratio':>10}")
         print(f"{'CLI wall (s)':24}{cli['nbmedic']['wall']:12.3f}{cli['nbdime']['wall']:12.3f}"
               f"{figures['speedup_cli']:9.1f}x")

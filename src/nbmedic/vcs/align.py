@@ -1,32 +1,50 @@
 """Pair the cells of two versions of a notebook: by id, then by equal content, then by similar source.
 
-Shared by ``nbmedic repair`` (2-way merges of conflicted files), ``nbmedic diff`` and ``nbmedic merge``.
+Shared by ``nbmedic diff``, ``nbmedic merge`` and ``nbmedic repair`` (which rebuilds conflicted files
+with the merge).
 
 * ``align`` is order-preserving: it returns the pairs (i, j), (i, None), (None, j) in an order that
   keeps both sides' order; cells that moved show as a deletion plus an insertion.
 * ``match`` also finds moved cells: ids are matched wherever they are, the cells left over are then
   aligned in order.
 
-Equal ids and equal content are found through hashes (``SequenceMatcher`` on hashable keys), so long
-notebooks align in near-linear time; the quadratic similarity grid only runs on small runs of
-unmatched cells, and a long run falls back to a linear, windowed scan.
+Notebooks repeat cells (``plt.show()``, ``df.head()``, whole sections pasted twice), so an equal cell
+is no proof of the same cell.  Alignment therefore prefers the pairing that keeps position, in the
+manner of patience diff:
+
+1. the common head and tail of a stretch pair first, cell by cell;
+2. cells whose id (then whose content) occurs exactly once on each side of the stretch anchor it, in
+   the longest order both sides agree on (a longest increasing subsequence);
+3. the stretches between anchors are aligned again, recursively, so that duplicates pair within
+   their own stretch;
+4. a short stretch without anchors is aligned exactly: the pairing with the most equal and similar
+   cells, and of those the one closest to the stretch's diagonal; a long one pairs the longest run of
+   equal cells nearest the diagonal, or, past a work limit, scans linearly a few cells ahead.
+
+Steps 1 to 3 are hash and sort based, so long notebooks align in near-linear time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import bisect
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from nbmedic.notebook.cells import source_text
 from nbmedic.notebook.format import valid_id
 
 SIMILARITY = 0.6
-_MAX_SIMILARITY_GRID = 2500  # cells x cells of one run of unmatched cells
-_WINDOW = 8  # how far the linear fallback looks ahead for a similar cell
+_GRID = 2500  # cells x cells of a stretch aligned exactly
+_BLOCK_WORK = 200_000  # pairs of equal cells the longest-run search may visit in one stretch
+_WINDOW = 8  # how far the linear scan looks ahead
+_NEAR = 1e-7  # per cell off the diagonal: breaks ties between equally good pairings, nothing more
 
 Pair = tuple[int | None, int | None]
+Stretch = tuple[int, int, int, int]  # a0, a1, b0, b1: the cells a0 <= x < a1 and b0 <= y < b1
+Score = Callable[[int, int], float]  # how similar cell x of one side is to cell y of the other (0: unpairable)
 
-__all__ = ["SIMILARITY", "Pair", "align", "content_key", "match", "similar"]
+__all__ = ["SIMILARITY", "Pair", "align", "align_indices", "content_key", "equal_pairs", "increasing",
+           "match", "similar"]
 
 
 def content_key(cell: Any) -> Hashable:
@@ -36,11 +54,189 @@ def content_key(cell: Any) -> Hashable:
     return (str(cell.get("cell_type")), source_text(cell))
 
 
-def _id_key(cell: Any, side: str, index: int) -> Hashable:
-    if isinstance(cell, dict) and valid_id(cell.get("id")):
-        return ("id", cell["id"])
-    return ("none", side, index)  # never equal to anything on the other side
+def _has_id(cell: Any) -> bool:
+    return isinstance(cell, dict) and valid_id(cell.get("id"))
 
+
+# --- the stretch aligner (keys only) ---------------------------------------------------------------
+
+def increasing(values: Sequence[int]) -> set[int]:
+    """Positions of one longest strictly increasing subsequence of ``values`` (O(n log n))."""
+    tails: list[int] = []
+    tail_pos: list[int] = []
+    prev = [-1] * len(values)
+    for p, v in enumerate(values):
+        k = bisect.bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tail_pos.append(p)
+        else:
+            tails[k] = v
+            tail_pos[k] = p
+        prev[p] = tail_pos[k - 1] if k else -1
+    out: set[int] = set()
+    p = tail_pos[-1] if tail_pos else -1
+    while p >= 0:
+        out.add(p)
+        p = prev[p]
+    return out
+
+
+def _anchors(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> list[tuple[int, int]]:
+    """Pairs of keys found exactly once on each side of the stretch, in an order both sides keep."""
+    a0, a1, b0, b1 = s
+    once_b: dict[Hashable, int] = {}
+    for y in range(b0, b1):
+        once_b[kb[y]] = -1 if kb[y] in once_b else y
+    seen_a: dict[Hashable, int] = {}
+    for x in range(a0, a1):
+        seen_a[ka[x]] = -1 if ka[x] in seen_a else x
+    found = [(x, once_b[k]) for k, x in seen_a.items() if x >= 0 and once_b.get(k, -1) >= 0]
+    found.sort()
+    keep = increasing([y for _, y in found])
+    return [p for n, p in enumerate(found) if n in keep]
+
+
+def _between(anchors: list[tuple[int, int]], s: Stretch) -> list[Stretch]:
+    a0, a1, b0, b1 = s
+    out: list[Stretch] = []
+    for x, y in anchors:
+        out.append((a0, x, b0, y))
+        a0, b0 = x + 1, y + 1
+    out.append((a0, a1, b0, b1))
+    return out
+
+
+def _off_diagonal(dx: int, dy: int, skew: int) -> int:
+    """How far (dx, dy) inside a stretch lies from the diagonal through its start or through its end."""
+    return min(abs(dx - dy), abs(dx - dy - skew))
+
+
+def _grid(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Score | None) -> list[tuple[int, int]]:
+    """Exact alignment of a short stretch: most equal (1.0) and similar cells, then nearest the diagonal."""
+    a0, a1, b0, b1 = s
+    n, m = a1 - a0, b1 - b0
+    skew = n - m
+    gain = [[0.0] * m for _ in range(n)]
+    for x in range(n):
+        row = gain[x]
+        for y in range(m):
+            if ka[a0 + x] == kb[b0 + y]:
+                value = 1.0
+            else:
+                value = score(a0 + x, b0 + y) if score is not None else 0.0
+            if value:
+                row[y] = value - _NEAR * _off_diagonal(x, y, skew)
+    best = [[0.0] * (m + 1) for _ in range(n + 1)]
+    for x in range(n - 1, -1, -1):
+        for y in range(m - 1, -1, -1):
+            take = best[x + 1][y + 1] + gain[x][y] if gain[x][y] else 0.0
+            best[x][y] = max(take, best[x + 1][y], best[x][y + 1])
+    out: list[tuple[int, int]] = []
+    x = y = 0
+    while x < n and y < m:
+        if gain[x][y] and best[x][y] == best[x + 1][y + 1] + gain[x][y]:
+            out.append((a0 + x, b0 + y))
+            x, y = x + 1, y + 1
+        elif best[x][y] == best[x + 1][y]:
+            x += 1
+        else:
+            y += 1
+    return out
+
+
+def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> tuple[int, int, int] | None:
+    """The longest run of equal keys (x, y, size), nearest the diagonal among equally long ones.
+
+    None when there is no equal key, or when finding the run would visit more than ``_BLOCK_WORK``
+    pairs of equal keys (a long stretch of a few cells repeated many times).
+    """
+    a0, a1, b0, b1 = s
+    where: dict[Hashable, list[int]] = {}
+    for y in range(b0, b1):
+        where.setdefault(kb[y], []).append(y)
+    if sum(len(where.get(ka[x], ())) for x in range(a0, a1)) > _BLOCK_WORK:
+        return None
+    skew = (a1 - a0) - (b1 - b0)
+    best: tuple[int, int] = (0, 0)  # (size, -distance)
+    found: tuple[int, int, int] | None = None
+    run: dict[int, int] = {}
+    for x in range(a0, a1):
+        here: dict[int, int] = {}
+        for y in where.get(ka[x], ()):
+            size = here[y] = run.get(y - 1, 0) + 1
+            rank = (size, -_off_diagonal(x - a0, y - b0, skew))
+            if rank > best:
+                best, found = rank, (x - size + 1, y - size + 1, size)
+        run = here
+    return found
+
+
+def _scan(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Score | None) -> list[tuple[int, int]]:
+    """Linear fallback: pair each cell with an equal, else a similar, cell a few cells ahead."""
+    a0, a1, b0, b1 = s
+    out: list[tuple[int, int]] = []
+    y = b0
+    for x in range(a0, a1):
+        ahead = range(y, min(y + _WINDOW, b1))
+        hit = next((k for k in ahead if ka[x] == kb[k]), None)
+        if hit is None and score is not None:
+            hit = next((k for k in ahead if score(x, k)), None)
+        if hit is not None:
+            out.append((x, hit))
+            y = hit + 1
+    return out
+
+
+def _trim(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch,
+          out: list[tuple[int, int]]) -> Stretch:
+    """Pair the common head and tail of a stretch; return what is left between them."""
+    a0, a1, b0, b1 = s
+    while a0 < a1 and b0 < b1 and ka[a0] == kb[b0]:
+        out.append((a0, b0))
+        a0, b0 = a0 + 1, b0 + 1
+    while a0 < a1 and b0 < b1 and ka[a1 - 1] == kb[b1 - 1]:
+        a1, b1 = a1 - 1, b1 - 1
+        out.append((a1, b1))
+    return a0, a1, b0, b1
+
+
+def pair_stretches(ka: Sequence[Hashable], kb: Sequence[Hashable], stretches: list[Stretch],
+                   score: Score | None = None) -> list[tuple[int, int]]:
+    """The pairs (x, y) that align ``ka`` with ``kb`` inside the given stretches, sorted.
+
+    Equal keys pair (head and tail first, then unique anchors, recursively); ``score`` also pairs
+    similar cells of short stretches and of the linear fallback.
+    """
+    out: list[tuple[int, int]] = []
+    todo = list(stretches)
+    while todo:
+        s = _trim(ka, kb, todo.pop(), out)
+        a0, a1, b0, b1 = s
+        if a0 == a1 or b0 == b1:
+            continue
+        anchors = _anchors(ka, kb, s)
+        if anchors:
+            out += anchors
+            todo += _between(anchors, s)
+        elif (a1 - a0) * (b1 - b0) <= _GRID:
+            out += _grid(ka, kb, s, score)
+        elif (run := _longest_run(ka, kb, s)) is not None:
+            x, y, size = run
+            out += [(x + k, y + k) for k in range(size)]
+            todo += [(a0, x, b0, y), (x + size, a1, y + size, b1)]
+        else:
+            out += _scan(ka, kb, s, score)
+    out.sort()
+    return out
+
+
+def equal_pairs(ka: Sequence[Hashable], kb: Sequence[Hashable]) -> list[tuple[int, int]]:
+    """Pairs (x, y) of equal keys, increasing on both sides, that keep position among duplicates."""
+    return pair_stretches(ka, kb, [(0, len(ka), 0, len(kb))])
+
+
+# --- cells -----------------------------------------------------------------------------------------
 
 def align(local: Sequence[Any], remote: Sequence[Any]) -> list[Pair]:
     """Order-preserving pairing of two cell lists: (i, j), (i, None) or (None, j)."""
@@ -49,30 +245,44 @@ def align(local: Sequence[Any], remote: Sequence[Any]) -> list[Pair]:
 
 def align_indices(local: Sequence[Any], remote: Sequence[Any], li: list[int], ri: list[int],
                   *, use_ids: bool = True) -> list[Pair]:
-    """``align`` restricted to the cells ``li`` of ``local`` and ``ri`` of ``remote``."""
-    return _stage(local, remote, li, ri, 0 if use_ids else 1)
+    """``align`` restricted to the cells ``li`` of ``local`` and ``ri`` of ``remote``.
 
-
-def _stage(local: Sequence[Any], remote: Sequence[Any], li: list[int], ri: list[int],
-           stage: int) -> list[Pair]:
-    from difflib import SequenceMatcher  # imported when needed: the CLI starts faster
+    Within a run of cells that only one side has, the local ones come first.
+    """
     if not li or not ri:
         return [(i, None) for i in li] + [(None, j) for j in ri]
-    if stage == 2:
-        return _similar(local, remote, li, ri)
-    if stage == 0:
-        ka = [_id_key(local[i], "L", i) for i in li]
-        kb = [_id_key(remote[j], "R", j) for j in ri]
-    else:
-        ka = [content_key(local[i]) for i in li]
-        kb = [content_key(remote[j]) for j in ri]
+    whole: Stretch = (0, len(li), 0, len(ri))
+    stretches = [whole]
+    anchors: list[tuple[int, int]] = []
+    if use_ids:
+        ida = [local[i]["id"] if _has_id(local[i]) else ("L", i) for i in li]
+        idb = [remote[j]["id"] if _has_id(remote[j]) else ("R", j) for j in ri]
+        anchors = _anchors(ida, idb, whole)
+        stretches = _between(anchors, whole)
+    table: dict[Hashable, int] = {}
+    ka = [table.setdefault(content_key(local[i]), len(table)) for i in li]
+    kb = [table.setdefault(content_key(remote[j]), len(table)) for j in ri]
+
+    known: dict[tuple[int, int], float] = {}  # repeated cells: the same two sources are compared once
+
+    def score(x: int, y: int) -> float:
+        a, b = local[li[x]], remote[ri[y]]
+        if _has_id(a) and _has_id(b):
+            return 0.0  # two different ids are two different cells
+        pair = (ka[x], kb[y])
+        if pair not in known:
+            known[pair] = similar(a, b)
+        return known[pair]
+
+    pairs = sorted(anchors + pair_stretches(ka, kb, stretches, score))
     out: list[Pair] = []
-    a0 = b0 = 0
-    for a, b, size in SequenceMatcher(None, ka, kb, autojunk=False).get_matching_blocks():
-        out += _stage(local, remote, li[a0:a], ri[b0:b], stage + 1)
-        out += [(li[a + k], ri[b + k]) for k in range(size)]
-        a0, b0 = a + size, b + size
-    return out
+    px = py = 0
+    for x, y in pairs:
+        out += [(i, None) for i in li[px:x]]
+        out += [(None, j) for j in ri[py:y]]
+        out.append((li[x], ri[y]))
+        px, py = x + 1, y + 1
+    return out + [(i, None) for i in li[px:]] + [(None, j) for j in ri[py:]]
 
 
 def _pairable(a: Any, b: Any) -> bool:
@@ -95,54 +305,6 @@ def similar(a: Any, b: Any) -> float:
     return 0.0
 
 
-def _similar(local: Sequence[Any], remote: Sequence[Any], li: list[int], ri: list[int]) -> list[Pair]:
-    """Pair similar cells with a small alignment grid (maximal total similarity, order kept)."""
-    n, m = len(li), len(ri)
-    if n * m > _MAX_SIMILARITY_GRID:
-        return _similar_linear(local, remote, li, ri)
-    score = [[similar(local[li[x]], remote[ri[y]]) for y in range(m)] for x in range(n)]
-    best = [[0.0] * (m + 1) for _ in range(n + 1)]
-    for x in range(n - 1, -1, -1):
-        for y in range(m - 1, -1, -1):
-            take = best[x + 1][y + 1] + score[x][y] if score[x][y] else 0.0
-            best[x][y] = max(take, best[x + 1][y], best[x][y + 1])
-    out: list[Pair] = []
-    x = y = 0
-    pending_remote: list[Pair] = []
-    while x < n and y < m:
-        if score[x][y] and best[x][y] == best[x + 1][y + 1] + score[x][y]:
-            out += pending_remote
-            pending_remote = []
-            out.append((li[x], ri[y]))
-            x, y = x + 1, y + 1
-        elif best[x][y] == best[x + 1][y]:
-            out.append((li[x], None))
-            x += 1
-        else:
-            pending_remote.append((None, ri[y]))
-            y += 1
-    out += [(li[k], None) for k in range(x, n)]
-    out += pending_remote + [(None, ri[k]) for k in range(y, m)]
-    return out
-
-
-def _similar_linear(local: Sequence[Any], remote: Sequence[Any], li: list[int], ri: list[int]) -> list[Pair]:
-    """A long run of unmatched cells: pair each cell with a similar one a few cells ahead (linear time)."""
-    out: list[Pair] = []
-    y = 0
-    for i in li:
-        for k in range(y, min(y + _WINDOW, len(ri))):
-            if similar(local[i], remote[ri[k]]):
-                out += [(None, j) for j in ri[y:k]]
-                out.append((i, ri[k]))
-                y = k + 1
-                break
-        else:
-            out.append((i, None))
-    out += [(None, j) for j in ri[y:]]
-    return out
-
-
 def match(old: Sequence[Any], new: Sequence[Any]) -> list[Pair]:
     """Pair the cells of ``old`` and ``new``, moved cells included: (i, j), (i, None) or (None, j).
 
@@ -151,13 +313,13 @@ def match(old: Sequence[Any], new: Sequence[Any]) -> list[Pair]:
     """
     by_id: dict[str, int] = {}
     for i, cell in enumerate(old):
-        if isinstance(cell, dict) and valid_id(cell.get("id")):
+        if _has_id(cell):
             by_id.setdefault(cell["id"], i)
     pairs: list[Pair] = []
     used_old: set[int] = set()
     rest_new: list[int] = []
     for j, cell in enumerate(new):
-        found = by_id.get(cell["id"]) if isinstance(cell, dict) and valid_id(cell.get("id")) else None
+        found = by_id.get(cell["id"]) if _has_id(cell) else None
         if found is not None and found not in used_old:
             used_old.add(found)
             pairs.append((found, j))
@@ -177,7 +339,3 @@ def match(old: Sequence[Any], new: Sequence[Any]) -> list[Pair]:
     paired_new = {j for _, j in pairs if j is not None}
     pairs += [(None, j) for j in left_new if j not in paired_new]
     return pairs
-
-
-def _has_id(cell: Any) -> bool:
-    return isinstance(cell, dict) and valid_id(cell.get("id"))
