@@ -14,7 +14,8 @@ import pytest
 
 from nbmedic.repair import CONFLICT_TAG, repair_bytes
 from nbmedic.repair.conflicts import split_conflicts
-from nbmedic.repair.merge import align
+from nbmedic.vcs.align import align
+from nbmedic.vcs.merge import merge3
 
 from . import nbfactory as f
 
@@ -282,3 +283,79 @@ def test_json_report_of_a_conflict_repair(tmp_path: Path, run_cli: RunCli) -> No
     assert entry["status"] == "repaired" and entry["path"] == str(path)
     assert entry["output"] == str(path.with_name("nb.repaired.ipynb")) and entry["lost"] == []
     assert any("conflict" in a for a in entry["actions"])
+
+
+def _stage(path: Path, n: int) -> dict[str, Any]:
+    """Version ``n`` of a conflicted file in git's index (1 base, 2 ours, 3 theirs)."""
+    shown = _git(path.parent, "show", f":{n}:{path.name}")
+    result: dict[str, Any] = json.loads(shown.stdout)
+    return result
+
+
+def _cells_seen(cells: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    return [("".join(c["source"]), c["metadata"].get("tags", [])) for c in cells]
+
+
+@pytest.mark.parametrize("prefer", [None, "local", "remote"])
+def test_repair_rebuilds_with_the_merge_engine(tmp_path: Path, prefer: Any) -> None:
+    """With diff3 markers, repair gives what ``nbmedic merge`` gives for the three committed versions."""
+    def local(nb: Any) -> None:
+        _local_edits(nb)
+        nb.cells[0].execution_count, nb.cells[0].outputs = 5, [f.stream("local run\n")]
+
+    def remote(nb: Any) -> None:
+        _remote_edits(nb)
+        nb.cells[0].execution_count, nb.cells[0].outputs = 9, [f.stream("remote run\n")]
+
+    path = git_conflict(tmp_path, local, remote, diff3=True)
+    result = repair_bytes(path.read_bytes(), prefer=prefer)
+    assert result.status == "repaired" and result.nb is not None and not result.lost
+    merged = merge3(_stage(path, 1), _stage(path, 2), _stage(path, 3), prefer or "union")
+    assert _cells_seen(result.nb["cells"]) == _cells_seen(merged.nb["cells"])
+    sources = [s for s, _ in _cells_seen(result.nb["cells"])]
+    assert "x4 = 4\nprint(x4)" not in sources and "added at the end by remote" in sources
+    # both sides re-ran cell 0 differently: the outputs are cleared, as the merge does
+    assert (result.nb["cells"][0]["outputs"], result.nb["cells"][0]["execution_count"]) == ([], None)
+    assert any("cell 0: both sides changed the outputs" in a for a in result.actions)
+
+
+@pytest.mark.parametrize("prefer", [None, "remote"])
+def test_a_cell_one_side_deleted_and_the_other_edited_is_never_dropped(tmp_path: Path, prefer: Any) -> None:
+    def local(nb: Any) -> None:
+        nb.cells[4].source = "x4 = 'kept by local'\nprint(x4)"
+
+    def remote(nb: Any) -> None:
+        del nb.cells[4]
+
+    path = git_conflict(tmp_path, local, remote, diff3=True)
+    result = repair_bytes(path.read_bytes(), prefer=prefer)
+    assert result.nb is not None and not result.lost
+    cells = result.nb["cells"]
+    assert len(cells) == 8
+    assert "".join(cells[4]["source"]) == "x4 = 'kept by local'\nprint(x4)"
+    assert cells[4]["metadata"]["tags"] == [CONFLICT_TAG, "nbmedic-local"]
+
+
+def test_conflict_in_a_notebook_without_ids(tmp_path: Path) -> None:
+    base = _base_notebook()
+    base.nbformat_minor = 4
+    for cell in base.cells:
+        del cell["id"]
+
+    def local(nb: Any) -> None:
+        nb.cells[2].source = "x2 = 'local'\nprint(x2)"
+
+    def remote(nb: Any) -> None:
+        nb.cells[2].source = "x2 = 'remote'\nprint(x2)"
+
+    path = git_conflict(tmp_path, local, remote, base=base)
+    result = repair_bytes(path.read_bytes())
+    assert result.nb is not None and not result.lost
+    assert result.nb["nbformat_minor"] == 4 and all("id" not in c for c in result.nb["cells"])
+    assert _cells_seen(result.nb["cells"])[1:5] == [
+        ("# Section 1\nSome text about part 1.", []),
+        ("x2 = 'local'\nprint(x2)", [CONFLICT_TAG, "nbmedic-local"]),
+        ("x2 = 'remote'\nprint(x2)", [CONFLICT_TAG, "nbmedic-remote"]),
+        ("# Section 3\nSome text about part 3.", []),
+    ]
+

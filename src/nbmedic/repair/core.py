@@ -17,7 +17,7 @@ from nbmedic.notebook.format import CURRENT_MINOR
 from nbmedic.notebook.io import NotebookReadError, detect_newline, load_bytes
 from nbmedic.repair.cells import fix_ids, normalize_cells
 from nbmedic.repair.conflicts import split_conflicts
-from nbmedic.repair.merge import Prefer, merge_notebooks
+from nbmedic.repair.merge import Prefer, merge_sides
 from nbmedic.repair.scan import ScanResult, scan
 
 Status = Literal["repaired", "unchanged", "failed"]
@@ -191,12 +191,12 @@ def _merge(local_text: str, remote_text: str, base_text: str | None, conflicts: 
         kept = remote if local is None else local
         assert kept is not None
         return kept
-    merged = merge_notebooks(local, remote, base, prefer)
+    merged = merge_sides(local, remote, base, prefer)
     how = "both versions of each conflicting cell are kept" if prefer is None else f"preferring {prefer}"
     actions.append(f"resolved {conflicts} git conflict(s) by merging the local and remote notebooks "
                    f"cell by cell ({how}"
                    + (", using the common ancestor from diff3 markers)" if base is not None else ")"))
-    actions.extend(merged.actions)
+    actions.extend(merged.notes + merged.taken + merged.conflicts)
     return merged.nb
 
 
