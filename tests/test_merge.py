@@ -342,3 +342,28 @@ def test_git_driver_with_an_invalid_side_reports_a_conflict(tmp_path: Path) -> N
     assert proc.returncode == 1
     assert "not a notebook" in proc.stdout + proc.stderr
     assert (repo / "nb.ipynb").read_text(encoding="utf-8") == dumps(local)  # %A untouched
+
+
+def test_cli_empty_base_merges_the_two_sides(tmp_path: Path, run_cli: RunCli) -> None:
+    """git's add/add: no common ancestor; every cell either side has is kept."""
+    _, local, remote = _sides()
+    local["cells"][0]["source"] = "x0 = 'local'"
+    remote["cells"][0]["source"] = "x0 = 'remote'"
+    local["cells"][2]["outputs"], local["cells"][2]["execution_count"] = [], 8  # re-run on one side
+    remote["cells"].append(_plain(f.notebook(f.md("remote only", id="r")))["cells"][0])
+    empty = tmp_path / "empty.ipynb"
+    empty.write_bytes(b"")
+    paths = [str(empty), _write(tmp_path / "l.ipynb", local), _write(tmp_path / "r.ipynb", remote)]
+    code, out, err = run_cli("merge", "--strategy", "union", *paths)
+    assert code == 0, err
+    nb = json.loads(out)
+    assert [_src(c) for c in nb["cells"]][:3] == ["x0 = 'local'", "x0 = 'remote'", _src(local["cells"][1])]
+    assert [c["metadata"].get("tags") for c in nb["cells"][:2]] == [[CONFLICT_TAG, "nbmedic-local"],
+                                                                   [CONFLICT_TAG, "nbmedic-remote"]]
+    assert len(nb["cells"]) == 8 and _src(nb["cells"][-1]) == "remote only"
+    assert nb["cells"][3]["execution_count"] == 8  # same source: the local side's run
+    assert "the two sides differ" in err
+    _valid(nb)
+    code, out, err = run_cli("merge", *paths)
+    assert code == 1 and "CONFLICT cell 0" in err
+    assert _src(json.loads(out)["cells"][0]) == "<<<<<<< local\nx0 = 'local'\n=======\nx0 = 'remote'\n>>>>>>> remote"

@@ -143,3 +143,27 @@ def test_merge_is_deterministic() -> None:
     local["cells"][0]["source"] = "L"
     remote["cells"][0]["source"] = "R"
     assert dumps(merge3(base, local, remote, "union").nb) == dumps(merge3(base, local, remote, "union").nb)
+
+
+def _subsequence(part: list[Any], whole: list[Any]) -> bool:
+    rest = iter(whole)
+    return all(any(item == other for other in rest) for item in part)
+
+
+@SETTINGS
+@given(scenario(ids=True) | scenario(ids=False), st.sampled_from(["union", "local", "remote"]))
+def test_two_way_merge_keeps_every_cell_of_both_sides(case: Any, strategy: Any) -> None:
+    """Without a base (git's add/add, a conflict without diff3 markers) no cell either side has is lost."""
+    _, (local, _), (remote, _) = case
+    result = merge3(None, local, remote, strategy)
+    _valid(result.nb)
+    assert result.clean
+    merged = [(c["cell_type"], c["source"]) for c in result.nb["cells"]]
+    lcells = [(c["cell_type"], c["source"]) for c in local["cells"]]
+    rcells = [(c["cell_type"], c["source"]) for c in remote["cells"]]
+    if strategy != "remote":
+        assert _subsequence(lcells, merged), (lcells, merged)
+    if strategy != "local":
+        assert _subsequence(rcells, merged), (rcells, merged)
+    kept = set(lcells) | set(rcells)
+    assert all(cell in kept for cell in merged)
