@@ -59,7 +59,7 @@ _LAYOUTS: dict[str, str] = {
     "NB001": "problem title reason error line:number column:number near size:bytes encoding first_bytes "
              "offset:number bytes type nbformat cells_started:count tail",
     "NB002": "conflicts:count markers:count marker_lines:number line:number column:number problem",
-    "NB003": "nbformat:number nbformat_minor:number errors:{path:text,message:text} count:count keys",
+    "NB003": "nbformat errors:{path:text,message:text} count:count",
     "NB004": "nbformat_minor:number cells_with_id:number cells:number count:count id",
     "NB010": "outputs:count cells_with_outputs:number cells_with_execution_count:number first_cell:number config",
     "NB011": "breaks:{cell:number,count:number,previous_cell:number,previous_count:number} count:count",

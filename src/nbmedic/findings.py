@@ -71,7 +71,8 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "`nbmedic repair FILE` recovers the complete cells of a truncated file"),
     CodeInfo("NB002", "error", "git conflict markers left inside the file by a plain-text merge",
              "`nbmedic repair FILE` rebuilds both sides and keeps every cell"),
-    CodeInfo("NB003", "error", "the notebook violates the nbformat schema (info for the old nbformat 3)",
+    CodeInfo("NB003", "error", "the notebook violates the nbformat schema, or is an nbformat 1-3 file Jupyter "
+             "cannot convert (info when it can)",
              "`nbmedic repair FILE`, or re-save it with current Jupyter tools"),
     CodeInfo("NB004", "error", "cell ids are wrong: present while nbformat_minor < 5, duplicated, "
              "missing, or with invalid characters", "`nbmedic repair FILE` adds, de-duplicates and fixes ids"),
