@@ -12,7 +12,9 @@ So each measurement is a fresh process, run on the same files:
 * ``check -NB041``: every rule but NB041 (``--ignore NB041``), to tell NB041's share;
 * ``check, cold``: ``nbmedic check FOLDER`` (every rule) with an empty cache folder, so NB041 asks each
   kernel's interpreter what it can import (one subprocess per interpreter);
-* ``check, warm``: the same with the cache the previous run left (NB041 starts no subprocess).
+* ``check, warm``: the same with the cache the previous run left (NB041 starts no subprocess);
+* ``warm, json``: the same with ``--format json``, to tell the text report's share (rich renders each
+  finding).
 
 The cases are interleaved (their order rotates each repeat) after one untimed run of each; the figures are
 the median wall time of ``--repeat`` runs (best in brackets) and the median CPU time (user + system, the
@@ -103,12 +105,13 @@ def measure(folder: Path, repeat: int, cache: Path, pycache: Path) -> dict[str, 
         "check -NB041": [*nbmedic, "check", "--ignore", "NB041", str(folder)],
         "check, cold": [*nbmedic, "check", str(folder)],
         "check, warm": [*nbmedic, "check", str(folder)],
+        "warm, json": [*nbmedic, "check", "--format", "json", str(folder)],
     }
 
     def one(name: str) -> tuple[float, float]:
         if name == "check, cold":
             shutil.rmtree(cache, ignore_errors=True)
-        elif name == "check, warm" and not cache.exists():
+        elif name in ("check, warm", "warm, json") and not cache.exists():
             run_once(cases[name], env)  # fill the cache first
         return run_once(cases[name], env)
 
