@@ -190,10 +190,10 @@ Case = tuple[list[dict[str, Any]], list[tuple[str, int]], list[tuple[str, int]]]
 
 
 @st.composite
-def _duplicated(draw: st.DrawFn, ids: bool) -> Case:
+def _duplicated(draw: st.DrawFn, ids: bool, sizes: tuple[int, int] = (3, 40)) -> Case:
     """A few distinct cells repeated many times; edits on one side, or on both sides on different cells."""
     pool = draw(st.lists(st.sampled_from(POOL), min_size=1, max_size=3, unique=True))
-    kinds = draw(st.lists(st.sampled_from(pool), min_size=3, max_size=40))
+    kinds = draw(st.lists(st.sampled_from(pool), min_size=sizes[0], max_size=sizes[1]))
     cells = [_cell(k, s, f"b{i}" if ids else None) for i, (k, s) in enumerate(kinds)]
     sides = draw(st.sampled_from(["local", "remote", "both"]))
     first = draw(_ops(cells, set()))
@@ -246,3 +246,45 @@ def test_every_edit_lands_on_its_cell_without_ids(case: Case) -> None:
 @given(_duplicated(ids=True))
 def test_every_edit_lands_on_its_cell_with_ids(case: Case) -> None:
     _check(case, ids=True)
+
+
+def test_a_unique_cell_moved_across_repeated_cells() -> None:
+    """The moved cell is the one that moved: the repeated cells it crossed stay paired."""
+    cells = [_md("# Report")] + [_code("plt.show()") for _ in range(4)] + [_code("df.head()"), _md("## End")]
+    base = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+    local, remote = copy.deepcopy(base), copy.deepcopy(base)
+    local["cells"].insert(5, local["cells"].pop(0))  # the title goes before the last cell
+    remote["cells"][2]["source"] = "plt.show(block=False)"
+    result = merge3(base, local, remote)
+    assert result.clean, result.conflicts
+    assert [source_text(c) for c in result.nb["cells"]] == [
+        "plt.show()", "plt.show(block=False)", "plt.show()", "plt.show()", "df.head()", "# Report", "## End"]
+
+
+def test_a_unique_cell_moved_to_the_top_across_repeated_cells() -> None:
+    """Anchoring on the unique cells alone would read the repeated ones as deleted and inserted again."""
+    cells = [_code("plt.show()") for _ in range(4)] + [_code("import numpy as np"), _md("## End")]
+    base = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+    local, remote = copy.deepcopy(base), copy.deepcopy(base)
+    local["cells"].insert(0, local["cells"].pop(4))  # the import goes to the top
+    remote["cells"][2]["source"] = "plt.show(block=False)"
+    assert sorted(p for p in align(base["cells"], local["cells"]) if None not in p) == [
+        (0, 1), (1, 2), (2, 3), (3, 4), (5, 5)]
+    result = merge3(base, local, remote)
+    assert result.clean, result.conflicts
+    assert [source_text(c) for c in result.nb["cells"]] == [
+        "import numpy as np", "plt.show()", "plt.show()", "plt.show(block=False)", "plt.show()", "## End"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_duplicated(ids=False, sizes=(60, 160)))
+def test_every_edit_lands_on_its_cell_in_long_notebooks(case: Case) -> None:
+    """Stretches too long to align exactly: the longest run of equal cells nearest the diagonal."""
+    _check(case, ids=False)
+
+
+def test_every_edit_lands_on_its_cell_in_a_long_run_of_two_repeated_cells() -> None:
+    """3000 cells, two distinct ones: too many equal pairs to search them all, the diagonals decide."""
+    cells = [_cell(*POOL[i % 2], None) for i in range(3000)]
+    _check((cells, [("tweak", 5), ("rewrite", 1500), ("tweak", 2990)], [("insert", 700), ("delete", 2200)]),
+           ids=False)

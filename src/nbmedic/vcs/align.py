@@ -14,12 +14,14 @@ manner of patience diff:
 
 1. the common head and tail of a stretch pair first, cell by cell;
 2. cells whose id (then whose content) occurs exactly once on each side of the stretch anchor it, in
-   the longest order both sides agree on (a longest increasing subsequence);
+   the longest order both sides agree on (a longest increasing subsequence), unless a longer run of
+   equal cells contradicts them (a unique cell moved across repeated ones);
 3. the stretches between anchors are aligned again, recursively, so that duplicates pair within
    their own stretch;
 4. a short stretch without anchors is aligned exactly: the pairing with the most equal and similar
    cells, and of those the one closest to the stretch's diagonal; a long one pairs the longest run of
-   equal cells nearest the diagonal, or, past a work limit, scans linearly a few cells ahead.
+   equal cells nearest the diagonal (past a work limit, searched near the diagonals only), or, with
+   no equal cells at all, scans linearly a few cells ahead.
 
 Steps 1 to 3 are hash and sort based, so long notebooks align in near-linear time.
 """
@@ -36,6 +38,7 @@ from nbmedic.notebook.format import valid_id
 SIMILARITY = 0.6
 _GRID = 2500  # cells x cells of a stretch aligned exactly
 _BLOCK_WORK = 200_000  # pairs of equal cells the longest-run search may visit in one stretch
+_BAND = 32  # past that, how far from the diagonals it looks
 _WINDOW = 8  # how far the linear scan looks ahead
 _NEAR = 1e-7  # per cell off the diagonal: breaks ties between equally good pairings, nothing more
 
@@ -97,6 +100,14 @@ def _anchors(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> list
     return [p for n, p in enumerate(found) if n in keep]
 
 
+def _against(run: tuple[int, int, int], anchors: list[tuple[int, int]]) -> int:
+    """How many anchors a run of equal cells contradicts (they cannot all be kept with it)."""
+    rx, ry, size = run
+    ex, ey = rx + size, ry + size
+    return sum(1 for x, y in anchors
+               if not ((x < rx and y < ry) or (x >= ex and y >= ey) or (rx <= x < ex and x - rx == y - ry)))
+
+
 def _between(anchors: list[tuple[int, int]], s: Stretch) -> list[Stretch]:
     a0, a1, b0, b1 = s
     out: list[Stretch] = []
@@ -148,28 +159,37 @@ def _grid(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Sco
 def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> tuple[int, int, int] | None:
     """The longest run of equal keys (x, y, size), nearest the diagonal among equally long ones.
 
-    None when there is no equal key, or when finding the run would visit more than ``_BLOCK_WORK``
-    pairs of equal keys (a long stretch of a few cells repeated many times).
+    None when there is no equal key.  When the search would visit more than ``_BLOCK_WORK`` pairs of
+    equal keys (a long stretch of a few cells repeated many times), only the cells within ``_BAND``
+    of the diagonals through the stretch's start and end are searched.
     """
     a0, a1, b0, b1 = s
     where: dict[Hashable, list[int]] = {}
     for y in range(b0, b1):
         where.setdefault(kb[y], []).append(y)
-    if sum(len(where.get(ka[x], ())) for x in range(a0, a1)) > _BLOCK_WORK:
-        return None
+    banded = sum(len(where.get(ka[x], ())) for x in range(a0, a1)) > _BLOCK_WORK
     skew = (a1 - a0) - (b1 - b0)
     best: tuple[int, int] = (0, 0)  # (size, -distance)
     found: tuple[int, int, int] | None = None
     run: dict[int, int] = {}
     for x in range(a0, a1):
         here: dict[int, int] = {}
-        for y in where.get(ka[x], ()):
+        ys = _band(kb, ka[x], b0 + x - a0, skew, b0, b1) if banded else where.get(ka[x], ())
+        for y in ys:
             size = here[y] = run.get(y - 1, 0) + 1
             rank = (size, -_off_diagonal(x - a0, y - b0, skew))
             if rank > best:
                 best, found = rank, (x - size + 1, y - size + 1, size)
         run = here
     return found
+
+
+def _band(kb: Sequence[Hashable], key: Hashable, y: int, skew: int, b0: int, b1: int) -> list[int]:
+    """The cells equal to ``key`` within ``_BAND`` of ``y`` or of ``y - skew`` (in order)."""
+    spans = sorted((max(b0, c - _BAND), min(b1, c + _BAND + 1)) for c in (y, y - skew))
+    if spans[0][1] >= spans[1][0]:
+        spans = [(spans[0][0], max(spans[0][1], spans[1][1]))]
+    return [k for lo, hi in spans for k in range(lo, hi) if kb[k] == key]
 
 
 def _scan(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Score | None) -> list[tuple[int, int]]:
@@ -211,24 +231,33 @@ def pair_stretches(ka: Sequence[Hashable], kb: Sequence[Hashable], stretches: li
     out: list[tuple[int, int]] = []
     todo = list(stretches)
     while todo:
-        s = _trim(ka, kb, todo.pop(), out)
-        a0, a1, b0, b1 = s
-        if a0 == a1 or b0 == b1:
-            continue
-        anchors = _anchors(ka, kb, s)
-        if anchors:
-            out += anchors
-            todo += _between(anchors, s)
-        elif (a1 - a0) * (b1 - b0) <= _GRID:
-            out += _grid(ka, kb, s, score)
-        elif (run := _longest_run(ka, kb, s)) is not None:
-            x, y, size = run
-            out += [(x + k, y + k) for k in range(size)]
-            todo += [(a0, x, b0, y), (x + size, a1, y + size, b1)]
-        else:
-            out += _scan(ka, kb, s, score)
+        todo += _split(ka, kb, _trim(ka, kb, todo.pop(), out), score, out)
     out.sort()
     return out
+
+
+def _split(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Score | None,
+           out: list[tuple[int, int]]) -> list[Stretch]:
+    """Pair what can be paired in a trimmed stretch (into ``out``); return the stretches left to align."""
+    a0, a1, b0, b1 = s
+    if a0 == a1 or b0 == b1:
+        return []
+    anchors = _anchors(ka, kb, s)
+    # a unique cell that moved across a run of repeated cells would anchor the run away: a longer
+    # run of equal cells than the anchors it contradicts wins
+    run = _longest_run(ka, kb, s) if anchors or (a1 - a0) * (b1 - b0) > _GRID else None
+    if anchors and (run is None or not 0 < _against(run, anchors) < run[2]):
+        out += anchors
+        return _between(anchors, s)
+    if run is None and (a1 - a0) * (b1 - b0) <= _GRID:
+        out += _grid(ka, kb, s, score)
+        return []
+    if run is not None:
+        x, y, size = run
+        out += [(x + k, y + k) for k in range(size)]
+        return [(a0, x, b0, y), (x + size, a1, y + size, b1)]
+    out += _scan(ka, kb, s, score)
+    return []
 
 
 def equal_pairs(ka: Sequence[Hashable], kb: Sequence[Hashable]) -> list[tuple[int, int]]:
