@@ -1,4 +1,4 @@
-"""The readable terminal report: grouped by file, one block per finding (rich; colour only on a TTY).
+"""The readable terminal report: grouped by file, one block per finding (colour only on a terminal).
 
 Evidence values are formatted by the unit their code's layout declares (``nbmedic.evidence``), in the
 layout's order; paths are shown relative to the working folder (``render.paths.display_path``).
@@ -7,11 +7,13 @@ layout's order; paths are shown relative to the working folder (``render.paths.d
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
+from nbmedic.ansi import strip_ansi
 from nbmedic.evidence import UnitSpec, layout
 from nbmedic.findings import Finding, sort_findings
 from nbmedic.render.paths import display_path
@@ -98,23 +100,49 @@ def evidence_lines(finding: Finding) -> list[tuple[str, str | list[str]]]:
     return out
 
 
-def _print_finding(console: Any, f: Finding) -> None:
-    from rich.markup import escape
-    from rich.text import Text
+_SGR = {"error": "1;31", "warning": "33", "info": "36", "ok": "32", "bold": "1", "dim": "2", "fix": "32"}
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
+
+def _clean(text: str) -> str:
+    """Text from notebooks and kernels may carry escape sequences: never let them reach the terminal."""
+    return _CONTROL_RE.sub("?", strip_ansi(text))
+
+
+class _Out:
+    """Lines to a stream, coloured only on a terminal (and not with ``NO_COLOR`` or ``TERM=dumb``)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        isatty = getattr(stream, "isatty", None)
+        self.colour = bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and \
+            os.environ.get("TERM") != "dumb"
+        self.lines: list[str] = []
+
+    def style(self, text: str, style: str) -> str:
+        return f"\x1b[{_SGR[style]}m{text}\x1b[0m" if self.colour and text else text
+
+    def line(self, *parts: str) -> None:
+        self.lines.append("".join(parts))
+
+    def flush(self) -> None:
+        self.stream.write("\n".join(self.lines) + "\n")
+        self.stream.flush()
+
+
+def _write_finding(out: _Out, f: Finding) -> None:
     where = f"cell {f.cell}" if f.cell is not None else "file"
-    console.print(Text.assemble(
-        ("  ", ""), (f"{f.code} ", _STYLE[f.severity]), (f"{f.severity:<7} ", _STYLE[f.severity]),
-        (f"{where}: ", "bold"), (f.message, "")))
+    out.line("  ", out.style(f"{f.code} ", f.severity), out.style(f"{f.severity:<7} ", f.severity),
+             out.style(f"{where}: ", "bold"), _clean(f.message))
     for key, value in evidence_lines(f):
         if isinstance(value, list):
-            console.print(f"      [dim]{escape(key)}:[/dim]")
+            out.line("      ", out.style(f"{key}:", "dim"))
             for line in value:
-                console.print(f"        {escape(line)}", style="dim" if line == "…" else None)
+                out.line("        ", out.style("…", "dim") if line == "…" else _clean(line))
         else:
-            console.print(f"      [dim]{escape(key)}:[/dim] {escape(value)}")
+            out.line("      ", out.style(f"{key}:", "dim"), " ", _clean(value))
     if f.fix:
-        console.print(f"      [green]fix:[/green] {escape(f.fix)}")
+        out.line("      ", out.style("fix:", "fix"), " ", _clean(f.fix))
 
 
 def render_text(
@@ -129,30 +157,25 @@ def render_text(
     noun: str = "notebook",
 ) -> None:
     """Print the report: ``notes`` adds a line of facts to a file's header (e.g. how its run went)."""
-    from rich.console import Console
-    from rich.text import Text
-
-    out = stream or sys.stdout
-    console = Console(file=out, highlight=False, soft_wrap=True, emoji=False,
-                      force_terminal=None if out.isatty() else False)
+    out = _Out(stream or sys.stdout)
     ordered = sort_findings(f for f in findings if show_info or f.severity != "info")
     if title:
-        console.print(Text(title, style="bold"))
+        out.line(out.style(title, "bold"))
     by_file = {k: list(g) for k, g in itertools.groupby(ordered, key=lambda f: f.path or MACHINE)}
     for path in [*files, *(p for p in by_file if p not in files)]:
         group = by_file.get(path, [])
         note = (notes or {}).get(path)
-        shown = path if path == MACHINE else display_path(path)
+        shown = _clean(path if path == MACHINE else display_path(path))
         if not group:
-            console.print(Text.assemble(("✓ ", "green"), (shown, "bold"), (f"  {note or 'no problems found'}", "dim")))
+            out.line(out.style("✓ ", "ok"), out.style(shown, "bold"), out.style(f"  {note or 'no problems found'}", "dim"))
             continue
         worst = group[0].severity
-        console.print(Text.assemble((_MARK[worst], _STYLE[worst]), (shown, "bold"),
-                                    (f"  {note}" if note else "", "dim")))
+        out.line(out.style(_MARK[worst], worst), out.style(shown, "bold"), out.style(f"  {note}" if note else "", "dim"))
         for f in group:
-            _print_finding(console, f)
+            _write_finding(out, f)
     counts = {s: sum(1 for f in ordered if f.severity == s) for s in ("error", "warning", "info")}
     n = len(files)
     tail = (f"{n} {noun}{'s' if n != 1 else ''} {summary or 'checked'}: {counts['error']} error(s), "
             f"{counts['warning']} warning(s), {counts['info']} info")
-    console.print(Text(tail, style="bold red" if counts["error"] else ("yellow" if counts["warning"] else "green")))
+    out.line(out.style(tail, "error" if counts["error"] else ("warning" if counts["warning"] else "ok")))
+    out.flush()
