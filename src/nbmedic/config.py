@@ -147,14 +147,17 @@ class ConfigResolver:
     def for_path(self, path: Path) -> Config:
         if self._fixed is not None:
             return self._fixed
-        folder = path.parent.resolve() if not path.is_dir() else path.resolve()
+        folder = path if path.is_dir() else path.parent
         config = self._by_dir.get(folder)
         if config is None:
-            source = find_pyproject(folder)
-            config = self._by_file.get(source)
-            if config is None:
-                config = load_config(pyproject=source).with_overrides(**self._overrides) if source else \
-                    Config().with_overrides(**self._overrides)
-                self._by_file[source] = config
-            self._by_dir[folder] = config
+            config = self._by_dir[folder] = self._for_folder(folder.resolve())
+        return config
+
+    def _for_folder(self, folder: Path) -> Config:
+        source = find_pyproject(folder)
+        config = self._by_file.get(source)
+        if config is None:
+            config = load_config(pyproject=source).with_overrides(**self._overrides) if source else \
+                Config().with_overrides(**self._overrides)
+            self._by_file[source] = config
         return config

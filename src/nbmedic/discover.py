@@ -31,6 +31,7 @@ def iter_notebooks(paths: Iterable[str | os.PathLike[str]], *, exclude: Iterable
 
     A file named explicitly is yielded whatever its suffix.  Raises UsageError for a path that does
     not exist.  Folders with no notebooks simply yield nothing (the caller decides if that is an error).
+    A notebook reached twice (named twice, under two named folders, or through a link) is yielded once.
     """
     exclude = tuple(exclude)
     seen: set[str] = set()
@@ -39,21 +40,30 @@ def iter_notebooks(paths: Iterable[str | os.PathLike[str]], *, exclude: Iterable
         if not path.exists() and not path.is_symlink():
             raise UsageError(f"{raw}: no such file or directory")
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(
-                    d for d in dirs
-                    if d not in SKIP_DIRS and not _is_virtualenv(os.path.join(root, d))
-                    and not excluded(os.path.join(root, d), exclude)
-                )
-                for name in sorted(files):
-                    full = os.path.join(root, name)
-                    if name.endswith(".ipynb") and not excluded(full, exclude):
-                        key = os.path.realpath(full)
-                        if key not in seen:
-                            seen.add(key)
-                            yield Path(full)
+            yield from _walk(path, exclude, seen)
         else:
             key = os.path.realpath(path)
             if key not in seen:
                 seen.add(key)
                 yield path
+
+
+def _walk(root: Path, exclude: tuple[str, ...], seen: set[str]) -> Iterator[Path]:
+    """The notebooks under ``root``; the real path of the root is worked out once (os.walk does not
+    follow links to folders), only a linked file needs its own."""
+    real_root = os.path.realpath(root)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(
+            d for d in dirs
+            if d not in SKIP_DIRS and not _is_virtualenv(os.path.join(folder, d))
+            and not excluded(os.path.join(folder, d), exclude)
+        )
+        real_folder = os.path.join(real_root, os.path.relpath(folder, root))
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            if not name.endswith(".ipynb") or excluded(full, exclude):
+                continue
+            key = os.path.realpath(full) if os.path.islink(full) else os.path.normpath(os.path.join(real_folder, name))
+            if key not in seen:
+                seen.add(key)
+                yield Path(full)
