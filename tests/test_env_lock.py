@@ -7,7 +7,6 @@ Kernelspecs live in a temporary ``JUPYTER_PATH``/``JUPYTER_DATA_DIR``: the user'
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from nbmedic import cli
 from nbmedic.envs.lock import normalize, version_level
 from nbmedic.notebook.io import dumps
 
@@ -54,20 +52,8 @@ def write_nb(path: Path, *sources: str, kernel: str = "python3", newline: str = 
 
 
 @pytest.fixture
-def env_cli(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> RunCli:
-    """``run_cli`` with ``env`` registered, whether or not cli.py registers it."""
-    original = cli.build_parser
-
-    def build() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "env" not in sub.choices:
-            from nbmedic.commands import env
-
-            env.add_parser(sub)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", build)
+def env_cli(run_cli: RunCli) -> RunCli:
+    """``nbmedic env ...`` in-process."""
     return run_cli
 
 

@@ -131,10 +131,9 @@ def test_python_argv_is_rewritten_to_the_server_interpreter() -> None:
 def test_kernels_command_reports_path_pip(tmp_path: Path, venvs: dict[str, Path],
                                           monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
     import json
 
-    from nbmedic.commands import kernels
+    from nbmedic.cli import main
 
     folder = tmp_path / "jpath" / "kernels" / "k"
     folder.mkdir(parents=True)
@@ -145,10 +144,7 @@ def test_kernels_command_reports_path_pip(tmp_path: Path, venvs: dict[str, Path]
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jdata"))
     _script(tmp_path / "bin", "pip", str(venvs["bare"] / "bin" / "python"))
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    parser = argparse.ArgumentParser()
-    kernels.add_parser(parser.add_subparsers(dest="command"))
-    ns = parser.parse_args(["kernels", "--no-launch", "--format", "json", "k"])
-    assert ns.handler(ns) == 0
+    assert main(["kernels", "--no-launch", "--format", "json", "k"]) == 0
     doc = json.loads(capsys.readouterr().out)
     en210 = [f for f in doc["findings"] if f["code"] == "EN210"]
     assert len(en210) == 1 and set(en210[0]["evidence"]["tools"]) == {"pip"}

@@ -7,7 +7,6 @@ jupyter_client does.  Now both read ``Kernelspec.interpreter``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nbmedic.commands import kernels
+from nbmedic.cli import main
 from tests import nbfactory as nbf
 from tests.specs import LAUNCHER, make_bare_venv, write_spec
 
@@ -50,10 +49,7 @@ def specs(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _kernels_report(capsys: pytest.CaptureFixture[str], *names: str) -> dict[str, Any]:
-    parser = argparse.ArgumentParser()
-    kernels.add_parser(parser.add_subparsers(dest="command"))
-    ns = parser.parse_args(["kernels", "--no-launch", "--format", "json", *names])
-    ns.handler(ns)
+    main(["kernels", "--no-launch", "--format", "json", *names])
     doc: dict[str, Any] = json.loads(capsys.readouterr().out)
     return doc
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import subprocess
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nbmedic.commands import kernels
+from nbmedic.cli import main
 from nbmedic.envs.kernelspecs import claimed_version
 from nbmedic.kernelspecs import read_kernelspecs
 from tests.nbfactory import code, notebook, write
@@ -55,10 +54,7 @@ def jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path
 @pytest.fixture
 def kernels_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     def _run(*args: str) -> tuple[int, str, str]:
-        parser = argparse.ArgumentParser()
-        kernels.add_parser(parser.add_subparsers(dest="command"))
-        ns = parser.parse_args(["kernels", *args])
-        code_ = int(ns.handler(ns))
+        code_ = main(["kernels", *args])
         out, err = capsys.readouterr()
         return code_, out, err
 
@@ -188,10 +184,8 @@ def test_register_installs_a_healthy_user_spec(jupyter: tuple[Path, Path],
 
 def test_unknown_name_is_a_usage_error(jupyter: tuple[Path, Path],
                                        kernels_cli: Callable[..., tuple[int, str, str]]) -> None:
-    from nbmedic.errors import UsageError
-
-    with pytest.raises(UsageError, match="no kernelspec named nope"):
-        kernels_cli("nope")
+    code_, _, err = kernels_cli("nope")
+    assert code_ == 2 and "no kernelspec named nope" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(("labels", "expected"), [

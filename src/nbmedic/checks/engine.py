@@ -8,7 +8,7 @@ from pathlib import Path
 from nbmedic.checks import code, conflicts, execution, kernel, outputs, size, structure
 from nbmedic.checks.rules import CheckEnv, NotebookContext, Rule, RuleTable
 from nbmedic.config import Config
-from nbmedic.findings import Finding
+from nbmedic.findings import Finding, exit_code
 from nbmedic.notebook.record import NotebookFile, read_error_findings, read_notebook_file
 
 
@@ -43,6 +43,18 @@ def check_notebook(file: NotebookFile, env: CheckEnv | None = None) -> list[Find
     for rule in _active_rules(config, ctx.env):
         found.extend(f for f in rule(ctx) if config.wants(f.code))
     return found
+
+
+def check_notebooks(files: Iterable[NotebookFile]) -> tuple[list[Finding], int]:
+    """Every static finding for ``files`` and the exit code they imply (each under its own config)."""
+    env = CheckEnv()
+    findings: list[Finding] = []
+    code = 0
+    for file in files:
+        found = check_notebook(file, env)
+        code = max(code, exit_code(found, strict=file.config.strict))
+        findings.extend(found)
+    return findings, code
 
 
 def check_file(path: Path, config: Config, env: CheckEnv | None = None) -> list[Finding]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from nbmedic.commands.common import emit, load_notebooks, resolver_from_args, static_findings
+from nbmedic.checks import check_notebooks
+from nbmedic.commands.common import emit, load_notebooks, resolver_from_args
 
 
-def run_check(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     files = load_notebooks(args.paths, resolver_from_args(args))
-    findings, code = static_findings(files)
+    findings, code = check_notebooks(files)
     emit(findings, [f.name for f in files], args.format)
     return code

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nbmedic.checks import CheckEnv, check_notebook
 from nbmedic.config import Config, ConfigResolver, split_codes
 from nbmedic.discover import excluded, iter_notebooks
 from nbmedic.errors import UsageError
@@ -48,18 +47,6 @@ def kept(findings: Sequence[Finding], config: Config) -> tuple[list[Finding], in
     """The findings ``config`` wants and the exit code they imply under it."""
     wanted = [f for f in findings if config.wants(f.code)]
     return wanted, exit_code(wanted, strict=config.strict)
-
-
-def static_findings(files: Sequence[NotebookFile]) -> tuple[list[Finding], int]:
-    """Every static finding for ``files`` and the exit code they imply (each under its own config)."""
-    env = CheckEnv()
-    findings: list[Finding] = []
-    code = 0
-    for file in files:
-        found = check_notebook(file, env)
-        code = max(code, exit_code(found, strict=file.config.strict))
-        findings.extend(found)
-    return findings, code
 
 
 def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | None = None,

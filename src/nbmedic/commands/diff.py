@@ -23,28 +23,13 @@ from typing import Any
 
 from nbmedic.errors import UsageError
 from nbmedic.notebook.format import empty_notebook
+from nbmedic.notebook.io import NotebookReadError, load_bytes
+from nbmedic.vcs.diff import diff_notebooks, textconv
 
 _COLOURS = {"file": "1", "cell": "1", "hunk": "36", "add": "32", "del": "31", "change": "33"}
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "diff", help="cell-aware diff of two notebooks (also git's textconv and difftool)",
-        description="Show what changed between two notebooks, cell by cell: sources as unified diffs, "
-        "outputs summarised, metadata changes listed. Exit 0 if they are the same, 1 if they differ, "
-        "2 if one is not a notebook.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="A B (or one FILE with --textconv)")
-    p.add_argument("--textconv", action="store_true",
-                   help="print a line-oriented text rendering of one notebook (git's diff textconv)")
-    p.add_argument("--ignore-outputs", action="store_true", help="ignore outputs and execution counts")
-    p.add_argument("--ignore-metadata", action="store_true", help="ignore notebook and cell metadata")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="colour the diff (default: auto, only on a terminal)")
-    p.set_defaults(handler=run)
-
-
 def _read(path: str) -> tuple[dict[str, Any], bytes]:
-    from nbmedic.notebook.io import NotebookReadError, load_bytes
 
     if path == os.devnull:
         return empty_notebook(), b""
@@ -64,8 +49,6 @@ def _read(path: str) -> tuple[dict[str, Any], bytes]:
 
 
 def _textconv(path: str, args: argparse.Namespace) -> int:
-    from nbmedic.notebook.io import NotebookReadError, load_bytes
-    from nbmedic.vcs.diff import textconv
 
     try:
         with open(path, "rb") as fh:
@@ -102,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
         names = (files[0], files[1])
     else:
         raise UsageError(f"diff takes two notebooks (A B), not {len(files)} argument(s)")
-    from nbmedic.vcs.diff import diff_notebooks
 
     a, data_a = _read(files[0])
     b, data_b = _read(files[1])

@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_args, static_findings
+from nbmedic.checks import check_notebooks
+from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_args
 from nbmedic.commands.run import base_options, cli_overrides, jobs_from_args
 from nbmedic.config import Config
 from nbmedic.envs import probes
@@ -79,10 +80,10 @@ def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile]
     return findings, code, [r.to_dict(timeline=False) for r in results]
 
 
-def run_doctor(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     resolver = resolver_from_args(args)
     files = load_notebooks(args.paths, resolver)
-    findings, code = static_findings(files)
+    findings, code = check_notebooks(files)
     notes: dict[str, str] = {}
     extra: dict[str, object] = {}
     if not args.no_env:

@@ -11,70 +11,32 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nbmedic.envs.lock import KernelPython
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "env", help="capture, check, rebuild and export the environment a notebook's kernel runs in",
-        description="Lock the environment of a notebook's kernel: its Python, platform and installed "
-        "distributions, read inside the kernel's own interpreter. The lock lives in the notebook "
-        "(metadata.nbmedic.environment) or in a JSON lock file.")
-    actions = p.add_subparsers(dest="env_command", metavar="ACTION", required=True)
-
-    cap = actions.add_parser(
-        "capture", help="record the kernel interpreter's Python, platform and distributions",
-        description="Record the Python version, platform and installed distributions of the notebook's "
-        "kernel interpreter into the notebook's metadata (rewritten atomically) or a lock file.")
-    cap.add_argument("notebook", metavar="NB", help="the notebook (its kernelspec names the interpreter)")
-    cap.add_argument("--lock-file", metavar="F",
-                     help="write the lock to this JSON file; the notebook is not changed")
-    cap.add_argument("--imports-only", action="store_true",
-                     help="keep only the distributions that provide the notebook's imports")
-    cap.add_argument("--python", metavar="INTERPRETER", help="query this Python instead of the kernel's")
-
-    chk = actions.add_parser(
-        "check", help="compare the lock with the kernel's environment now (EN220-EN223)",
-        description="Compare the lock with the kernel interpreter's environment now. "
-        "Exit 1 on error findings.")
-    chk.add_argument("notebook", metavar="NB", help="the notebook (its kernelspec names the interpreter)")
-    chk.add_argument("--lock-file", metavar="F", help="read the lock from this file instead of the notebook")
-    chk.add_argument("--python", metavar="INTERPRETER", help="check this Python instead of the kernel's")
-    chk.add_argument("--select", metavar="CODES",
-                     help="only these codes or prefixes, comma-separated (e.g. EN220)")
-    chk.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
-    chk.add_argument("--strict", action="store_true", default=None, help="warnings fail too (exit 1)")
-    chk.add_argument("--config", metavar="PYPROJECT",
-                     help="read [tool.nbmedic] from this file instead of the nearest")
-    chk.add_argument("--format", choices=("text", "json"), default="text",
-                     help="report format (default: text)")
-
-    reb = actions.add_parser(
-        "rebuild", help="create a venv with the locked versions, register its kernel and launch it",
-        description="Create a virtual environment, install the locked versions and ipykernel, register a "
-        "user kernelspec and prove it works by launching the kernel.")
-    reb.add_argument("source", metavar="NB|LOCK", help="a notebook holding a lock, or a lock file")
-    reb.add_argument("--venv", metavar="DIR", required=True,
-                     help="the virtual environment to create (or update)")
-    reb.add_argument("--kernel-name", metavar="NAME",
-                     help="kernelspec name (default: nbmedic-<notebook stem>)")
-    reb.add_argument("--python", metavar="INTERPRETER",
-                     help="the Python that creates the venv (default: the one running nbmedic)")
-    reb.add_argument("--startup-timeout", type=float, default=60, metavar="S",
-                     help="seconds the new kernel may take to answer (default 60)")
-
-    exp = actions.add_parser(
-        "export", help="write the lock as requirements.txt or a conda environment.yml",
-        description="Write the lock as pip requirements (name==version lines) or a conda environment.yml.")
-    exp.add_argument("source", metavar="NB|LOCK", help="a notebook holding a lock, or a lock file")
-    exp.add_argument("--format", choices=("requirements", "environment.yml"), default="requirements",
-                     help="output format (default: requirements)")
-    exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    exp.add_argument("--name", metavar="NAME", help="environment.yml `name:` (default: the source's stem)")
-    p.set_defaults(handler=run)
+from nbmedic.commands.common import emit, resolver_from_args
+from nbmedic.envs.lock import (
+    KernelPython,
+    capture,
+    compare,
+    current_python,
+    describe,
+    export_environment_yml,
+    export_requirements,
+    kernel_interpreter,
+    load_lock,
+    lock_in_notebook,
+    notebook_imports,
+    read_lock_file,
+    read_nb,
+    resolve_python,
+    store_in_notebook,
+    validate,
+    write_lock_file,
+)
+from nbmedic.envs.rebuild import check_kernel_name, default_kernel_name, rebuild
+from nbmedic.errors import NbmedicError
+from nbmedic.findings import Finding, exit_code, make
+from nbmedic.notebook.io import atomic_write_bytes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,20 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _interpreter(args: argparse.Namespace, path: Path, nb: dict[str, Any]) -> KernelPython:
     """``--python`` or the kernel's interpreter (with its options and environment)."""
-    from nbmedic.envs.lock import KernelPython, kernel_interpreter, resolve_python
 
     return KernelPython(resolve_python(args.python)) if args.python else kernel_interpreter(path, nb)
 
 
 def _capture(args: argparse.Namespace) -> int:
-    from nbmedic.envs.lock import (
-        capture,
-        describe,
-        notebook_imports,
-        read_nb,
-        store_in_notebook,
-        write_lock_file,
-    )
 
     path = Path(args.notebook)
     nb, data = read_nb(path)
@@ -126,17 +79,6 @@ def _capture(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from nbmedic.commands.common import emit, resolver_from_args
-    from nbmedic.envs.lock import (
-        capture,
-        compare,
-        describe,
-        lock_in_notebook,
-        read_lock_file,
-        read_nb,
-        validate,
-    )
-    from nbmedic.findings import Finding, exit_code, make
 
     path = Path(args.notebook)
     nb, _ = read_nb(path)
@@ -173,8 +115,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from nbmedic.envs.lock import export_environment_yml, export_requirements, load_lock
-    from nbmedic.errors import NbmedicError
 
     source = Path(args.source)
     lock = load_lock(source)
@@ -183,7 +123,6 @@ def _export(args: argparse.Namespace) -> int:
     else:
         text = export_environment_yml(lock, args.name or source.stem)
     if args.output:
-        from nbmedic.notebook.io import atomic_write_bytes
 
         try:
             atomic_write_bytes(args.output, text.encode("utf-8"))
@@ -196,8 +135,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from nbmedic.envs.lock import current_python, describe, load_lock, resolve_python
-    from nbmedic.envs.rebuild import check_kernel_name, default_kernel_name, rebuild
 
     source = Path(args.source)
     lock = load_lock(source)

@@ -10,44 +10,16 @@ import argparse
 import sys
 from typing import Any
 
+from nbmedic.errors import UsageError
+from nbmedic.vcs.filter import run_filter_process
+from nbmedic.vcs.gitconfig import KINDS, Drivers, install, status, uninstall
+
 SUBCOMMANDS = "{install,status,uninstall}"
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "git", help="install nbmedic's git filter, diff and merge drivers for notebooks",
-        description="Make git strip notebook outputs on `git add` (one long-running filter process), show "
-        "notebooks cell by cell in `git diff`, and merge them cell by cell.")
-    p.set_defaults(handler=run, git_command=None)
-    verbs = p.add_subparsers(dest="git_command", metavar=SUBCOMMANDS, parser_class=type(p))
-
-    install = verbs.add_parser(
-        "install", help="configure the drivers and add the *.ipynb line to .gitattributes",
-        description="Write the filter (and the diff and merge drivers) into the repository's git config "
-        "(or your user config with --global) and add `*.ipynb filter=nbmedic diff=nbmedic merge=nbmedic` "
-        "to .gitattributes (the global attributes file with --global). Running it again is harmless.")
-    install.add_argument("--global", dest="scope", action="store_const", const="global", default="local",
-                         help="your user git config and global attributes file instead of this repository's")
-    install.add_argument("--no-diff", action="store_true", help="no cell-aware `git diff` (textconv driver)")
-    install.add_argument("--no-merge", action="store_true", help="no cell-aware merge driver")
-
-    verbs.add_parser("status", help="what is installed where, and whether git can run it",
-                     description="Show nbmedic's drivers in the repository and global config, the attributes "
-                     "lines that apply them, and whether `nbmedic` resolves on PATH. Exit 1 when the filter "
-                     "is not active for notebooks.")
-
-    uninstall = verbs.add_parser("uninstall", help="remove exactly what install added",
-                                 description="Remove nbmedic's git config keys and its .gitattributes line.")
-    uninstall.add_argument("--global", dest="scope", action="store_const", const="global", default="local",
-                           help="your user git config and global attributes file")
-
-    verbs.add_parser("filter-process")  # run by git (filter.nbmedic.process); no help: not for people
 
 
 def run(args: argparse.Namespace) -> int:
     command = args.git_command
     if command == "filter-process":
-        from nbmedic.vcs.filter import run_filter_process
 
         return run_filter_process()
     if command == "install":
@@ -56,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
         return _uninstall(args)
     if command == "status":
         return _status()
-    from nbmedic.errors import UsageError
 
     raise UsageError(f"nbmedic git needs a command: {SUBCOMMANDS}")
 
@@ -71,7 +42,6 @@ def _print_report(report: Any, *, nothing: str) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from nbmedic.vcs.gitconfig import Drivers, install
 
     drivers = Drivers(filter=True, diff=not args.no_diff, merge=not args.no_merge)
     report = install(drivers, scope=args.scope)
@@ -86,7 +56,6 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _uninstall(args: argparse.Namespace) -> int:
-    from nbmedic.vcs.gitconfig import uninstall
 
     report = uninstall(scope=args.scope)
     where = "your user git config" if args.scope == "global" else "this repository"
@@ -96,7 +65,6 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 
 def _status() -> int:
-    from nbmedic.vcs.gitconfig import KINDS, status
 
     st = status()
     assert st.repo is not None

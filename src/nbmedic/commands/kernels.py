@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nbmedic.commands.common import emit
+from nbmedic.envs.kernelspecs import check_spec, duplicate_findings, notebook_version_findings
+from nbmedic.errors import UsageError
+from nbmedic.findings import exit_code
+from nbmedic.kernelspecs import read_kernelspecs
+from nbmedic.notebook.cells import kernel_name_of
+from nbmedic.notebook.io import NotebookReadError, read_notebook
+from nbmedic.render.text import render_text
 
 if TYPE_CHECKING:
     from nbmedic.envs.kernelspecs import KernelReport
@@ -18,33 +27,10 @@ if TYPE_CHECKING:
     from nbmedic.kernelspecs import Kernelspecs
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "kernels", help="check every installed kernelspec by launching it; --fix removes broken ones",
-        description="List every kernelspec Jupyter can see (user, JUPYTER_PATH, environment and system "
-        "folders), check that its interpreter exists and has ipykernel, launch it to kernel_info and shut "
-        "it down, and compare the Python it runs with what its name, display name or notebooks claim.")
-    p.add_argument("names", nargs="*", metavar="NAME", help="only check these kernels (default: all)")
-    p.add_argument("--fix", action="store_true", help="remove broken kernelspecs (EN200/EN201/EN202), asking first")
-    p.add_argument("--yes", "-y", action="store_true", help="with --fix: remove without asking")
-    p.add_argument("--register", nargs="?", const="python3", default=None, metavar="NAME",
-                   help="(re)register a kernelspec for the interpreter running nbmedic in the user folder, "
-                   "like `python -m ipykernel install --user --name NAME` (default NAME: python3)")
-    p.add_argument("--notebook", action="append", default=[], metavar="NB",
-                   help="also compare each notebook's language_info.version with its kernel (repeatable)")
-    p.add_argument("--startup-timeout", type=float, default=30.0, metavar="S",
-                   help="seconds a kernel may take to answer kernel_info (default 30)")
-    p.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="kernels launched in parallel (default 4)")
-    p.add_argument("--no-launch", action="store_true", help="check the files and interpreters only; start no kernel")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
-    p.set_defaults(handler=run)
-
-
 def _register(name: str) -> str:
     """Register the running interpreter as kernel ``name`` in the user folder; the kernelspec folder."""
     import subprocess
 
-    from nbmedic.errors import UsageError
 
     display = f"Python {sys.version_info[0]}.{sys.version_info[1]} ({name})"
     proc = subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", name,
@@ -98,7 +84,6 @@ def _table(reports: list[KernelReport]) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    from nbmedic.errors import UsageError
 
     if args.jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
@@ -110,9 +95,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _wanted(args: argparse.Namespace, specs: Kernelspecs) -> set[str] | None:
     """The kernels to check: the NAMEs, the kernels the --notebook files use, --register's; None: all."""
-    from nbmedic.errors import UsageError
-    from nbmedic.notebook.cells import kernel_name_of
-    from nbmedic.notebook.io import NotebookReadError, read_notebook
 
     if not args.names:
         return None
@@ -154,10 +136,6 @@ def _fix(args: argparse.Namespace, reports: list[KernelReport], notes: list[str]
 def run(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from nbmedic.commands.common import emit
-    from nbmedic.envs.kernelspecs import check_spec, duplicate_findings, notebook_version_findings
-    from nbmedic.findings import exit_code
-    from nbmedic.kernelspecs import read_kernelspecs
 
     _check_args(args)
     notes: list[str] = []
@@ -191,7 +169,6 @@ def _text_findings(findings: list[Finding], checked: int) -> None:
     """The findings as ``render_text`` prints them, with a summary line about kernelspecs, not notebooks."""
     import io
 
-    from nbmedic.render.text import render_text
 
     buf = io.StringIO()
     render_text(findings, files=[], stream=buf)

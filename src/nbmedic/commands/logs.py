@@ -13,6 +13,13 @@ import argparse
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from nbmedic.commands.common import emit
+from nbmedic.config import split_codes
+from nbmedic.errors import UsageError
+from nbmedic.findings import code_matches, exit_code
+from nbmedic.logs.catalogue import CATALOGUE
+from nbmedic.logs.matcher import Matcher, parse_since
+
 if TYPE_CHECKING:
     from contextlib import ExitStack
 
@@ -22,28 +29,8 @@ if TYPE_CHECKING:
 EXIT_UNREADABLE = 2
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "logs", help="explain Jupyter server, kernel and browser logs (kernel deaths, failed saves...)",
-        description="Read Jupyter server, kernel or browser-console logs (any version; plain or .gz; `-` for "
-        "stdin) and report every known error signature with its cause, fix, line numbers and count. "
-        "Repeats are grouped, e.g. one finding per restarted kernel. Exit 1 when an error-severity signature "
-        "is found, 2 when a log cannot be read.")
-    p.add_argument("paths", nargs="+", metavar="FILE", help="log files (.gz too); `-` reads stdin")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
-    p.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated (e.g. LG300,LG31)")
-    p.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
-    p.add_argument("--since", metavar="TIME",
-                   help="skip records logged before TIME ('2026-01-02 10:11', '2026-01-02' or a time of day "
-                   "'10:11'); lines without a timestamp follow the record above them")
-    p.set_defaults(handler=run)
-
-
 def signatures(select: str | None, ignore: str | None) -> list[Signature]:
     """The catalogue entries that ``--select``/``--ignore`` keep (same meaning as in ``check``)."""
-    from nbmedic.config import split_codes
-    from nbmedic.findings import code_matches
-    from nbmedic.logs.catalogue import CATALOGUE
 
     chosen = split_codes(select, what="--select") if select else ()
     skipped = split_codes(ignore, what="--ignore") if ignore else ()
@@ -87,7 +74,6 @@ def scan(path: str, sigs: list[Signature], since: Any = None) -> list[Finding]:
     """Stream one log through the matcher; OSError/EOFError for unreadable input."""
     from contextlib import ExitStack
 
-    from nbmedic.logs.matcher import Matcher
 
     matcher = Matcher("<stdin>" if path == "-" else path, sigs, since=since)
     with ExitStack() as stack:
@@ -100,10 +86,6 @@ def run(args: argparse.Namespace) -> int:
     import gzip
     import zlib
 
-    from nbmedic.commands.common import emit
-    from nbmedic.errors import UsageError
-    from nbmedic.findings import exit_code
-    from nbmedic.logs.matcher import parse_since
 
     paths: list[str] = list(args.paths)
     if paths.count("-") > 1:

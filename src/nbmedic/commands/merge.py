@@ -28,26 +28,9 @@ from nbmedic.notebook.io import (
     encode_text,
     load_bytes,
 )
-from nbmedic.vcs.merge import STRATEGIES, MergeInputError, MergeResult, check_notebook, merge3
+from nbmedic.vcs.merge import MergeInputError, MergeResult, check_notebook, merge3
 
 EXIT_CLEAN, EXIT_CONFLICTS, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "merge", help="3-way, cell-aware notebook merge (also git's merge driver)",
-        description="Merge two notebooks that diverged from BASE, cell by cell, never dropping a cell. "
-        "Exit 0 when clean, 1 while conflicts remain (cells tagged nbmedic-conflict), 2 when an input "
-        "is not a notebook.")
-    p.add_argument("files", nargs="+", metavar="FILE",
-                   help="BASE LOCAL REMOTE; with --driver git's %%O %%A %%B [%%L [%%P]]")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the merged notebook here (default: stdout)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="inline",
-                   help="conflicting cells: both versions between conflict markers in the cell (inline, "
-                   "the default), one side's version (local, remote), or both versions as two cells (union)")
-    p.add_argument("--driver", action="store_true",
-                   help="git merge driver mode: write the result into LOCAL (%%A); exit 1 on conflicts")
-    p.set_defaults(handler=run)
 
 
 class _BadInput(Exception):

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from nbmedic.errors import UsageError
+from nbmedic.notebook.io import atomic_write_bytes, dumps
+from nbmedic.render.json import render_json
+from nbmedic.repair import repair_bytes
 
 
 @dataclass
@@ -50,8 +53,6 @@ def _target(path: Path, args: argparse.Namespace) -> Path:
 
 
 def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
-    from nbmedic.notebook.io import atomic_write_bytes, dumps
-    from nbmedic.repair import repair_bytes
 
     shown = str(path)
     if path.is_dir():
@@ -81,7 +82,7 @@ def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
     return report
 
 
-def run_repair(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
     if args.output and len(paths) > 1:
         raise UsageError("-o/--output takes one input notebook; use --in-place or the default "
@@ -92,7 +93,6 @@ def run_repair(args: argparse.Namespace) -> int:
             raise UsageError(f"-o {out}: the folder {out.parent} does not exist")
     reports = [repair_file(p, args) for p in paths]
     if args.format == "json":
-        from nbmedic.render.json import render_json
 
         sys.stdout.write(render_json([], extra={"repairs": [r.to_dict() for r in reports]}))
     else:

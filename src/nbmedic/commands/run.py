@@ -183,7 +183,7 @@ def _run_all(files: Sequence[NotebookFile], args: argparse.Namespace, resolver: 
         for file in files]
 
 
-def run_run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     resolver = resolver_from_args(args)
     paths = [Path(p) for p in args.paths]
     _check_destinations(paths, args)

@@ -15,47 +15,21 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbmedic.commands.common import discover, emit
+from nbmedic.config import ConfigResolver, parse_size
+from nbmedic.errors import UsageError
+from nbmedic.findings import make
+from nbmedic.notebook.io import NotebookReadError, atomic_write_bytes
+from nbmedic.vcs.strip import options_from_config, parse_keys, strip_data
+
 if TYPE_CHECKING:
-    from nbmedic.config import Config, ConfigResolver
+    from nbmedic.config import Config
     from nbmedic.findings import Finding
-    from nbmedic.notebook.io import NotebookReadError
     from nbmedic.vcs.strip import StripOptions
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "strip", help="remove outputs, execution counts and volatile metadata (like nbstripout --keep-id)",
-        description="Remove outputs, execution counts and volatile metadata from notebooks, in place. Only "
-        "notebooks that change are rewritten. The result is byte-identical to `nbstripout --keep-id`. "
-        "Options also come from [tool.nbmedic.strip] in the nearest pyproject.toml; the command line wins.")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="notebooks or folders (searched recursively); `-` reads stdin and writes stdout")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; list the notebooks that would change and exit 1 if there are any")
-    bool_flag = argparse.BooleanOptionalAction
-    p.add_argument("--keep-count", action=bool_flag, default=None, help="keep execution counts")
-    p.add_argument("--keep-output", action=bool_flag, default=None,
-                   help="keep outputs (without it, cells tagged or marked keep_output keep theirs)")
-    p.add_argument("--keep-id", action=bool_flag, default=None,
-                   help="keep cell ids (the default); --no-keep-id numbers them 0, 1, 2 like nbstripout")
-    p.add_argument("--drop-empty-cells", action=bool_flag, default=None,
-                   help="remove cells whose source is empty or whitespace only")
-    p.add_argument("--extra-keys", metavar="KEYS",
-                   help="more metadata to remove, space or comma separated "
-                   "(e.g. 'metadata.celltoolbar cell.metadata.heading_collapsed')")
-    p.add_argument("--keep-metadata-keys", metavar="KEYS",
-                   help="metadata removed by default to keep instead (e.g. cell.metadata.collapsed)")
-    p.add_argument("--max-output-size", metavar="SIZE",
-                   help="keep outputs of at most SIZE characters (e.g. 500, 2K)")
-    p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
-    p.set_defaults(handler=run)
 
 
 def _cli_options(args: argparse.Namespace) -> dict[str, Any]:
     """The StripOptions fields given on the command line (they win over the configuration)."""
-    from nbmedic.config import parse_size
-    from nbmedic.vcs.strip import parse_keys
 
     given: dict[str, Any] = {}
     for name in ("keep_count", "keep_output", "keep_id", "drop_empty_cells"):
@@ -87,7 +61,6 @@ class _Options:
         if opts is None:
             from dataclasses import replace
 
-            from nbmedic.vcs.strip import options_from_config
 
             table = config.extra.get("strip", {})
             where = f"{config.source} [tool.nbmedic.strip]" if config.source else "[tool.nbmedic.strip]"
@@ -97,8 +70,6 @@ class _Options:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nbmedic.config import ConfigResolver
-    from nbmedic.errors import UsageError
 
     paths: list[str] = list(args.paths)
     pyproject = Path(args.config) if getattr(args, "config", None) else None
@@ -116,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_stdin(options: _Options, *, check: bool) -> int:
     """Filter stdin to stdout; bytes that are not a notebook pass through unchanged (exit 0)."""
-    from nbmedic.notebook.io import NotebookReadError
-    from nbmedic.vcs.strip import strip_data
 
     opts = options.for_config(options.resolver.for_path(Path.cwd()))
     data = sys.stdin.buffer.read()
@@ -139,7 +108,6 @@ def _run_stdin(options: _Options, *, check: bool) -> int:
 
 
 def _read_finding(path: Path, exc: NotebookReadError) -> Finding:
-    from nbmedic.findings import make
 
     evidence = {"kind": exc.kind, "line": exc.line, "column": exc.column, **exc.evidence}
     return make("NB002" if exc.kind == "conflict" else "NB001", str(path), f"not stripped: {exc}",
@@ -147,10 +115,6 @@ def _read_finding(path: Path, exc: NotebookReadError) -> Finding:
 
 
 def _run_files(paths: list[str], options: _Options, *, check: bool, fmt: str) -> int:
-    from nbmedic.commands.common import discover
-    from nbmedic.findings import make
-    from nbmedic.notebook.io import NotebookReadError, atomic_write_bytes
-    from nbmedic.vcs.strip import strip_data
 
     files = discover(paths, options.resolver)
     changed_files: list[str] = []
@@ -182,7 +146,6 @@ def _run_files(paths: list[str], options: _Options, *, check: bool, fmt: str) ->
     if check and changed_files:
         code = 1
     if fmt == "json":
-        from nbmedic.commands.common import emit
 
         key = "would_strip" if check else "stripped"
         emit(findings, [str(p) for p in files], "json",

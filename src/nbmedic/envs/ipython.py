@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbmedic.execute.kernel import Kernel, KernelStartError
 from nbmedic.findings import Finding, make
 
 __all__ = ["StartupProblem", "ipython_config_findings", "parse_startup_log"]
@@ -190,7 +191,6 @@ def _finding(kernel_name: str, problem: StartupProblem) -> Finding:
 def ipython_config_findings(kernel_name: str, *, cwd: str, startup_timeout: float = 30) -> list[Finding]:
     """EN230/EN231: launch ``kernel_name`` and read its start-up output for failing extensions and
     startup files.  The kernel inherits this process's environment (``IPYTHONDIR``, ``PYTHONSTARTUP``)."""
-    from nbmedic.execute.kernel import Kernel, KernelStartError
 
     kernel = Kernel(kernel_name, cwd=cwd)
     try:

@@ -21,6 +21,8 @@ from nbmedic.envs.interpreters import (
     rewrite_finding,
     user_site_findings,
 )
+from nbmedic.execute.kernel import Kernel, KernelStartError
+from nbmedic.execute.startup import diagnose_start
 from nbmedic.findings import Finding, make
 from nbmedic.kernelspecs import Kernelspec
 from nbmedic.notebook.cells import kernel_name_of
@@ -113,8 +115,6 @@ def check_spec(spec: Kernelspec, *, startup_timeout: float = 30.0, launch: bool 
 
 
 def _launch(report: KernelReport, startup_timeout: float) -> None:
-    from nbmedic.execute.kernel import Kernel, KernelStartError
-    from nbmedic.execute.startup import diagnose_start
 
     spec = report.spec
     cwd = tempfile.mkdtemp(prefix="nbmedic-kernels-")
