@@ -247,3 +247,10 @@ def test_config_exclude_skips_matching_notebooks(check_json: Any, tmp_path: Path
     (tmp_path / "pyproject.toml").write_text('[tool.nbmedic]\nexclude = ["*/drafts/*"]\n')
     _, found = check_json(str(tmp_path))
     assert sorted(Path(x["path"]).name for x in found) == ["a.ipynb"]
+
+
+def test_parser_knows_every_merge_strategy() -> None:
+    from nbmedic.parsers import MERGE_STRATEGIES
+    from nbmedic.vcs.merge import STRATEGIES
+
+    assert MERGE_STRATEGIES == STRATEGIES
