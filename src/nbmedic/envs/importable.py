@@ -23,13 +23,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbmedic.cache import cache_dir
 from nbmedic.notebook.io import atomic_write_bytes
 
 __all__ = ["CACHE_VERSION", "ImportIndex", "ImportProber", "cache_dir"]
@@ -155,22 +155,6 @@ for name in names:
 sys.stdout.write(json.dumps({"executable": sys.executable, "answers": answers, "listing": sorted(listing),
                              "exact": exact, "relative": relative, "stamps": stamps}))
 """
-
-
-def cache_dir() -> Path | None:
-    """Where nbmedic keeps what it learnt about interpreters: ``NBMEDIC_CACHE_DIR``, else the user cache
-    folder (``$XDG_CACHE_HOME/nbmedic`` or ``~/.cache/nbmedic``; ``~/Library/Caches/nbmedic`` on macOS;
-    ``%LOCALAPPDATA%\\nbmedic\\Cache`` on Windows).  None when ``NBMEDIC_CACHE_DIR`` is set but empty."""
-    explicit = os.environ.get("NBMEDIC_CACHE_DIR")
-    if explicit is not None:
-        return Path(explicit).expanduser() if explicit else None
-    home = Path.home()
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "nbmedic" / "Cache"
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "nbmedic"
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    return (Path(xdg) if os.path.isabs(xdg) else home / ".cache") / "nbmedic"
 
 
 def _stat(path: str) -> int | None:

@@ -21,6 +21,7 @@ from typing import Any
 from nbmedic.envs.lock import BOOTSTRAP, normalize, query_interpreter, version_level
 from nbmedic.errors import NbmedicError, UsageError
 from nbmedic.execute.kernel import Kernel, KernelStartError
+from nbmedic.execute.startup import diagnose_start
 from nbmedic.kernelspecs import read_kernelspecs
 
 _KERNEL_NAME_RE = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -174,8 +175,8 @@ def _launch(kernel_name: str, cwd: str, startup_timeout: float) -> dict[str, Any
         kernel.start(startup_timeout)
         info = dict(kernel.info or {})
     except KernelStartError as exc:
-        message = exc.finding.message
-        tail = str(exc.finding.evidence.get("stderr_tail") or "").strip().splitlines()
+        message = diagnose_start(exc.facts).message
+        tail = exc.facts.stderr_tail.strip().splitlines()
         if tail:
             message += f" (last kernel output: {tail[-1][:200]})"
         raise NbmedicError(f"the new kernel {kernel_name!r} does not start: {message}") from None

@@ -62,11 +62,6 @@ class KernelStartError(Exception):
         super().__init__(f"the kernel {facts.kernel!r} did not start ({facts.failure})")
         self.facts = facts
 
-    @property
-    def finding(self) -> Finding:
-        """The diagnosis of ``facts`` (RN140 or RN141)."""
-        return diagnose_start(self.facts)
-
 
 def _evidence(facts: StartFacts, keys: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {
