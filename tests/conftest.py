@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -8,6 +12,12 @@ from typing import Any
 import pytest
 
 from nbmedic.cli import main
+
+# Every finding of the suite must use its code's evidence layout (nbmedic/evidence.py), and the suite
+# keeps nbmedic's caches (NB041's import answers, compiled schemas) out of the user's cache folder.
+os.environ["NBMEDIC_STRICT_EVIDENCE"] = "1"
+os.environ["NBMEDIC_CACHE_DIR"] = tempfile.mkdtemp(prefix="nbmedic-test-cache-")
+atexit.register(shutil.rmtree, os.environ["NBMEDIC_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from nbmedic.commands.common import discover, emit
 from nbmedic.config import ConfigResolver, parse_size
 from nbmedic.errors import UsageError
-from nbmedic.findings import make
 from nbmedic.notebook.io import NotebookReadError, atomic_write_bytes
+from nbmedic.notebook.record import read_error_findings
 from nbmedic.vcs.strip import options_from_config, parse_keys, strip_data
 
 if TYPE_CHECKING:
@@ -107,13 +107,6 @@ def _run_stdin(options: _Options, *, check: bool) -> int:
     return 0
 
 
-def _read_finding(path: Path, exc: NotebookReadError) -> Finding:
-
-    evidence = {"kind": exc.kind, "line": exc.line, "column": exc.column, **exc.evidence}
-    return make("NB002" if exc.kind == "conflict" else "NB001", str(path), f"not stripped: {exc}",
-                evidence=evidence)
-
-
 def _run_files(paths: list[str], options: _Options, *, check: bool, fmt: str) -> int:
 
     files = discover(paths, options.resolver)
@@ -131,13 +124,13 @@ def _run_files(paths: list[str], options: _Options, *, check: bool, fmt: str) ->
                 atomic_write_bytes(path, out)
         except NotebookReadError as exc:
             print(f"nbmedic: {name}: not stripped: {exc}", file=sys.stderr)
-            findings.append(_read_finding(path, exc))
+            findings.extend(read_error_findings(name, exc))
             code = 1
             continue
         except OSError as exc:
             why = exc.strerror or str(exc)
             print(f"nbmedic: {name}: not stripped: {why}", file=sys.stderr)
-            findings.append(make("NB000", name, f"not stripped: {why}", evidence={"errno": exc.errno}))
+            findings.extend(read_error_findings(name, exc))
             code = 1
             continue
         (changed_files if changed else unchanged).append(name)
