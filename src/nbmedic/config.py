@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -143,6 +144,7 @@ class ConfigResolver:
         self._fixed = load_config(pyproject=pyproject).with_overrides(**self._overrides) if pyproject else None
         self._by_file: dict[Path | None, Config] = {}
         self._by_dir: dict[Path, Config] = {}
+        self._nearest_of: dict[Path, Path | None] = {}
 
     def for_path(self, path: Path) -> Config:
         if self._fixed is not None:
@@ -150,11 +152,24 @@ class ConfigResolver:
         folder = path if path.is_dir() else path.parent
         config = self._by_dir.get(folder)
         if config is None:
-            config = self._by_dir[folder] = self._for_folder(folder.resolve())
+            config = self._by_dir[folder] = self._for_folder(Path(os.path.abspath(folder)))
         return config
 
+    def _nearest(self, folder: Path) -> Path | None:
+        """``find_pyproject`` of a resolved folder, remembering the answer of every folder on the way up
+        (a tree of notebooks shares its parents: each pyproject.toml is read once)."""
+        if folder in self._nearest_of:
+            return self._nearest_of[folder]
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and _has_section(candidate):
+            found: Path | None = candidate
+        else:
+            found = None if folder.parent == folder else self._nearest(folder.parent)
+        self._nearest_of[folder] = found
+        return found
+
     def _for_folder(self, folder: Path) -> Config:
-        source = find_pyproject(folder)
+        source = self._nearest(folder)
         config = self._by_file.get(source)
         if config is None:
             config = load_config(pyproject=source).with_overrides(**self._overrides) if source else \

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -309,6 +308,8 @@ class ImportProber:
 
     def _probe(self, python: str, flags: Sequence[str], env: Mapping[str, str], cwd: str | None,
                names: list[str], previous: ImportIndex | None) -> ImportIndex | None:
+        import subprocess  # only when a probe runs: a warm cache never needs it
+
         self.probes_run += 1
         started = time.time_ns()
         try:

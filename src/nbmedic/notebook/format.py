@@ -6,8 +6,8 @@ The values follow nbformat's own (``nbformat.v4.nbformat``/``nbformat_minor``, t
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,9 +26,10 @@ def valid_id(value: object) -> bool:
 
 
 def new_id(taken: set[str]) -> str:
-    """A fresh id as nbformat makes them (8 hex digits) that is not in ``taken``; adds it to ``taken``."""
+    """A fresh id as nbformat makes them (8 random hex digits, as ``uuid4().hex[:8]``) that is not in
+    ``taken``; adds it to ``taken``."""
     while True:
-        candidate = uuid.uuid4().hex[:8]
+        candidate = os.urandom(4).hex()
         if candidate not in taken:
             taken.add(candidate)
             return candidate
