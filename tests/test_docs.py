@@ -52,3 +52,24 @@ def test_every_command_and_option_is_documented() -> None:
 def test_mypy_strict_is_clean() -> None:
     proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def evidence_line(code: str) -> str:
+    """The README's line for a code's evidence layout: keys in order, each with its unit (text unmarked)."""
+    from nbmedic.evidence import LAYOUTS, UnitSpec
+
+    def describe(key: str, unit: UnitSpec) -> str:
+        if isinstance(unit, str):
+            return f"`{key}`" if unit == "text" else f"`{key}` {unit}"
+        return f"`{key}` ({', '.join(describe(k, u) for k, u in unit.items())})"
+
+    return f"- `{code}`: " + ", ".join(describe(k, u) for k, u in LAYOUTS[code].items())
+
+
+def test_every_evidence_layout_is_in_the_readme() -> None:
+    from nbmedic.evidence import LAYOUTS
+
+    assert set(LAYOUTS) == set(CODES)
+    missing = [code for code in CODES if evidence_line(code) not in README]
+    assert not missing, "README's evidence section is out of date for " + ", ".join(missing) + \
+        " (each line is tests.test_docs.evidence_line(code))"

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Mapping
 from typing import IO, Any, TypeVar
 
 from nbmedic.execute.startup import KernelStartError, StartFacts, StartFailure
+from nbmedic.kernelspecs import installed_kernels
 
 __all__ = ["DebugLog", "Kernel", "KernelStartError"]
 
@@ -85,10 +86,9 @@ def faulthandler_lines(path: str) -> list[str]:
 
 
 def _installed_kernels() -> dict[str, str]:
-    from jupyter_client.kernelspec import KernelSpecManager
-
+    """The kernels Jupyter can see (the one kernelspec model), for the message of a missing one."""
     try:
-        return dict(KernelSpecManager().find_kernel_specs())
+        return installed_kernels()
     except Exception:  # noqa: BLE001 - a broken kernelspec folder must not hide the real problem
         return {}
 
