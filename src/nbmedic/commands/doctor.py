@@ -14,10 +14,11 @@ from pathlib import Path
 
 from nbmedic.checks import check_notebooks
 from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_args
-from nbmedic.commands.run import base_options, cli_overrides, jobs_from_args
+from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.config import Config
 from nbmedic.envs import probes
 from nbmedic.execute.batch import RunJob, execute, run_note
+from nbmedic.execute.options import project_options
 from nbmedic.findings import Finding, exit_code
 from nbmedic.notebook.record import NotebookFile
 from nbmedic.units import parse_size
@@ -81,8 +82,7 @@ def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile]
 
 
 def run(args: argparse.Namespace) -> int:
-    resolver = resolver_from_args(args)
-    files = load_notebooks(args.paths, resolver)
+    files = load_notebooks(args.paths, resolver_from_args(args))
     findings, code = check_notebooks(files)
     notes: dict[str, str] = {}
     extra: dict[str, object] = {}
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         code = max(code, worst)
     if not args.no_run:
         overrides = cli_overrides(args)
-        jobs = [RunJob(file.name, base_options(resolver, file.path, **DOCTOR_DEFAULTS), nb=file.nb,
+        jobs = [RunJob(file.name, project_options(file.config, **DOCTOR_DEFAULTS), nb=file.nb,
                        overrides=overrides) for file in runnable(files, findings)]
         workers = jobs_from_args(args, len(jobs), default=min(4, os.cpu_count() or 1))
         found, worst, extra["runs"] = run_findings(jobs, workers, files, notes)

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from nbmedic.commands.common import emit, kept, resolver_from_args
-from nbmedic.config import ConfigResolver, parse_size
+from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.envs.probes import drift
 from nbmedic.errors import UsageError
 from nbmedic.execute.batch import RunJob, execute, run_note
 from nbmedic.execute.compare import compare_outputs
-from nbmedic.execute.options import RunOptions, options_from_mapping
-from nbmedic.execute.params import load_params_file, parse_cli_value
+from nbmedic.execute.options import project_options
 from nbmedic.execute.result import RunResult
 from nbmedic.findings import Finding
 from nbmedic.notebook.record import NotebookFile, read_error_findings, read_notebook_file
@@ -41,58 +40,6 @@ def output_for(path: Path, args: argparse.Namespace) -> Path:
     if getattr(args, "output_dir", None):
         return Path(args.output_dir) / path.name
     return default_output(path)
-
-
-def base_options(resolver: ConfigResolver, path: Path, **defaults: Any) -> RunOptions:
-    """``[tool.nbmedic.run]`` of the notebook's project over nbmedic's defaults (and the caller's)."""
-    config = resolver.for_path(path)
-    table = config.extra.get("run", {})
-    if not isinstance(table, dict):
-        raise UsageError(f"{config.source} [tool.nbmedic.run] must be a table")
-    return RunOptions(**defaults).merged(**options_from_mapping(table, where=f"{config.source} [tool.nbmedic.run]"))
-
-
-def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The execution options given on the command line (None = not given)."""
-    for name in ("cell_timeout", "timeout", "startup_timeout", "stall_after"):
-        value = getattr(args, name, None)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
-    out: dict[str, Any] = {
-        "kernel_name": getattr(args, "kernel", None),
-        "cell_timeout": getattr(args, "cell_timeout", None),
-        "timeout": getattr(args, "timeout", None),
-        "startup_timeout": getattr(args, "startup_timeout", None),
-        "stall_after": getattr(args, "stall_after", None),
-        "allow_errors": getattr(args, "allow_errors", None),
-        "memory_limit": parse_size(args.memory_limit, what="--memory-limit") if getattr(
-            args, "memory_limit", None) else None,
-        "max_output": parse_size(args.max_output, what="--max-output") if getattr(
-            args, "max_output", None) else None,
-    }
-    params = parameters_from_args(args)
-    if params:
-        out["parameters"] = params
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if getattr(args, "parameters_file", None):
-        params.update(load_params_file(args.parameters_file))
-    for name, value in getattr(args, "parameter", None) or []:
-        if not name.isidentifier():
-            raise UsageError(f"-p {name}: a parameter name must be a Python identifier")
-        params[name] = parse_cli_value(value)
-    return params
-
-
-def jobs_from_args(args: argparse.Namespace, count: int, *, default: int = 1) -> int:
-    """How many notebooks run at once: ``-j`` (or ``default``), never more than there are notebooks."""
-    jobs = getattr(args, "jobs", None)
-    if jobs is not None and jobs < 1:
-        raise UsageError("-j/--jobs must be at least 1")
-    return max(1, min(jobs or default, count))
 
 
 def _debug_file(args: argparse.Namespace, path: Path, many: bool) -> str | None:
@@ -166,11 +113,11 @@ def _check_destinations(paths: Sequence[Path], args: argparse.Namespace) -> None
             raise UsageError(f"--output-dir {args.output_dir}: cannot create it: {exc.strerror or exc}") from None
 
 
-def _run_all(files: Sequence[NotebookFile], args: argparse.Namespace, resolver: ConfigResolver) -> list[RunResult]:
+def _run_all(files: Sequence[NotebookFile], args: argparse.Namespace) -> list[RunResult]:
     """Run every readable notebook; one that cannot be read gets a not-started result with the reason."""
     overrides = cli_overrides(args)
     many = len(files) > 1
-    jobs = [RunJob(file.name, base_options(resolver, file.path).merged(debug_file=_debug_file(args, file.path, many)),
+    jobs = [RunJob(file.name, project_options(file.config).merged(debug_file=_debug_file(args, file.path, many)),
                    nb=file.nb, output=str(output_for(file.path, args)), overrides=overrides)
             for file in files if file.nb is not None]
     progress = _Progress([job.path for job in jobs])
@@ -189,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     _check_destinations(paths, args)
     files = [read_notebook_file(path, resolver.for_path(path)) for path in paths]
     drift_found = drift_warnings(files)
-    results = _run_all(files, args, resolver)
+    results = _run_all(files, args)
     findings: list[Finding] = []
     code = 0
     for file, result in zip(files, results):

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from nbmedic.config import parse_size
+from nbmedic.config import Config
 from nbmedic.errors import UsageError
+from nbmedic.units import parse_size
 
 _SIZE_FIELDS = {"memory_limit", "max_output"}
 _SECONDS_FIELDS = {"cell_timeout", "timeout", "startup_timeout", "stall_after", "interrupt_grace",
@@ -63,3 +64,12 @@ def options_from_mapping(values: Mapping[str, Any], *, where: str) -> dict[str, 
                 raise UsageError(f"{where} {raw_key}: expected a kernel name, got {value!r}")
             out[key] = value
     return out
+
+
+def project_options(config: Config, **defaults: Any) -> RunOptions:
+    """``[tool.nbmedic.run]`` of a notebook's project over nbmedic's defaults (and the caller's)."""
+    table = config.extra.get("run", {})
+    where = f"{config.source} [tool.nbmedic.run]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table")
+    return RunOptions(**defaults).merged(**options_from_mapping(table, where=where))
