@@ -9,7 +9,7 @@ from nbmedic.checks import code, conflicts, execution, kernel, outputs, size, st
 from nbmedic.checks.rules import CheckEnv, NotebookContext, Rule, RuleTable
 from nbmedic.config import Config
 from nbmedic.findings import Finding, exit_code
-from nbmedic.notebook.record import NotebookFile, read_error_findings, read_notebook_file
+from nbmedic.notebook.record import NotebookFile, read_notebook_file
 
 
 def _rules() -> RuleTable:
@@ -34,8 +34,7 @@ def check_notebook(file: NotebookFile, env: CheckEnv | None = None) -> list[Find
     """All static findings for one notebook record (under its own config); never raises for a bad file."""
     config = file.config
     if file.nb is None:
-        assert file.error is not None
-        return [f for f in read_error_findings(file.name, file.error) if config.wants(f.code)]
+        return [f for f in file.error_findings() if config.wants(f.code)]
     ctx = NotebookContext(file=file, nb=file.nb, env=env or CheckEnv())
     found = [f for f in structure.check_format(ctx) if config.wants(f.code)]
     if ctx.major != 4:  # other rules understand nbformat 4 only

@@ -10,8 +10,7 @@ Forms:
 * seven arguments (``GIT_EXTERNAL_DIFF``: path old-file old-hex old-mode new-file new-hex new-mode)
   diff the old and new files.
 
-``/dev/null`` (a file git creates or deletes) reads as an empty notebook.  Keep this module light at
-import: the CLI imports it to build its parser.
+``/dev/null`` (a file git creates or deletes) reads as an empty notebook.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import os
 import sys
 from typing import Any
 
+from nbmedic.ansi import colour_wanted, paint
 from nbmedic.errors import UsageError
 from nbmedic.notebook.format import empty_notebook
 from nbmedic.notebook.io import NotebookReadError, load_bytes
@@ -30,7 +30,6 @@ _COLOURS = {"file": "1", "cell": "1", "hunk": "36", "add": "32", "del": "31", "c
 
 
 def _read(path: str) -> tuple[dict[str, Any], bytes]:
-
     if path == os.devnull:
         return empty_notebook(), b""
     try:
@@ -49,7 +48,6 @@ def _read(path: str) -> tuple[dict[str, Any], bytes]:
 
 
 def _textconv(path: str, args: argparse.Namespace) -> int:
-
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -70,7 +68,7 @@ def _textconv(path: str, args: argparse.Namespace) -> int:
 def _use_colour(choice: str) -> bool:
     if choice != "auto":
         return choice == "always"
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return colour_wanted(sys.stdout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
     colour = _use_colour(args.color)
     out = [f"--- {names[0]}", f"+++ {names[1]}"]
     if colour:
-        out = [f"\x1b[1m{line}\x1b[0m" for line in out]
+        out = [paint(line, "1") for line in out]
     for line in lines:
         code = _COLOURS.get(line.kind) if colour else None
-        out.append(f"\x1b[{code}m{line.text}\x1b[0m" if code else line.text)
+        out.append(paint(line.text, code) if code else line.text)
     sys.stdout.write("\n".join(out) + "\n")
     return 1

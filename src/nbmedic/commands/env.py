@@ -1,9 +1,7 @@
 """``nbmedic env capture|check|rebuild|export``: lock the environment a notebook's kernel runs in.
 
-Keep this module light at import: the CLI imports it to build its parser, so nbmedic's own modules
-(which pull in orjson and the like) are imported by the functions that use them.  The work happens in
-``nbmedic.envs.lock`` and ``nbmedic.envs.rebuild``; the kernel's interpreter comes from
-``nbmedic.kernelspecs`` (the rule NB041 and ``nbmedic kernels`` use too).
+The work happens in ``nbmedic.envs.lock`` and ``nbmedic.envs.rebuild``; the kernel's interpreter comes
+from ``nbmedic.kernelspecs`` (the rule NB041 and ``nbmedic kernels`` use too).
 """
 
 from __future__ import annotations
@@ -52,12 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _interpreter(args: argparse.Namespace, path: Path, nb: dict[str, Any]) -> KernelPython:
     """``--python`` or the kernel's interpreter (with its options and environment)."""
-
     return KernelPython(resolve_python(args.python)) if args.python else kernel_interpreter(path, nb)
 
 
 def _capture(args: argparse.Namespace) -> int:
-
     path = Path(args.notebook)
     nb, data = read_nb(path)
     kernel = _interpreter(args, path, nb)
@@ -79,7 +75,6 @@ def _capture(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-
     path = Path(args.notebook)
     nb, _ = read_nb(path)
     config = resolver_from_args(args).for_path(path)
@@ -115,7 +110,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-
     source = Path(args.source)
     lock = load_lock(source)
     if args.format == "requirements":
@@ -135,7 +129,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-
     source = Path(args.source)
     lock = load_lock(source)
     name = check_kernel_name(args.kernel_name) if args.kernel_name else default_kernel_name(source.stem)

@@ -1,7 +1,7 @@
 """``nbmedic git``: install, inspect and remove nbmedic's git drivers; ``filter-process`` is what git runs.
 
-Keep this module light at import: the CLI imports it to build its parser, and ``nbmedic git
-filter-process`` is started by git once per ``git add``/``git status``.
+``nbmedic git filter-process`` is started by git once per ``git add``/``git status``: it serves every
+notebook of the command from one process (``nbmedic.vcs.filter``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ def _print_report(report: Any, *, nothing: str) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
-
     drivers = Drivers(filter=True, diff=not args.no_diff, merge=not args.no_merge)
     report = install(drivers, scope=args.scope)
     where = "your user git config" if args.scope == "global" else "this repository"
@@ -56,7 +55,6 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _uninstall(args: argparse.Namespace) -> int:
-
     report = uninstall(scope=args.scope)
     where = "your user git config" if args.scope == "global" else "this repository"
     print(f"nbmedic git drivers removed from {where}:")
@@ -65,7 +63,6 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 
 def _status() -> int:
-
     st = status()
     assert st.repo is not None
     print(f"repository: {st.repo.toplevel}")

@@ -1,8 +1,6 @@
 """``nbmedic kernels``: list every kernelspec, launch each one, explain what is broken; ``--fix`` cleans up.
 
-Keep this module light at import: the CLI imports it to build its parser, so nbmedic's own modules
-(which pull in orjson and the like) are imported by the functions that use them.  The kernelspecs come
-from ``nbmedic.kernelspecs``; the probes live in ``nbmedic.envs.kernelspecs`` and
+The kernelspecs come from ``nbmedic.kernelspecs``; the probes live in ``nbmedic.envs.kernelspecs`` and
 ``nbmedic.envs.interpreters``.
 """
 
@@ -84,7 +82,6 @@ def _table(reports: list[KernelReport]) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-
     if args.jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
     if args.startup_timeout <= 0:
@@ -95,7 +92,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _wanted(args: argparse.Namespace, specs: Kernelspecs) -> set[str] | None:
     """The kernels to check: the NAMEs, the kernels the --notebook files use, --register's; None: all."""
-
     if not args.names:
         return None
     unknown = sorted(n for n in args.names if n not in specs)

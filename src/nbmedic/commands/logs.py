@@ -3,8 +3,6 @@
 Streams each log line by line (plain, gzip'ed or stdin; any encoding, undecodable bytes replaced) through
 the signature catalogue (``nbmedic.logs.catalogue``) and reports each signature found, grouped (one
 finding per kernel id, path, extension...) with its line numbers and count.
-
-Keep this module light at import: the CLI imports it to build its parser.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ EXIT_UNREADABLE = 2
 
 def signatures(select: str | None, ignore: str | None) -> list[Signature]:
     """The catalogue entries that ``--select``/``--ignore`` keep (same meaning as in ``check``)."""
-
     chosen = split_codes(select, what="--select") if select else ()
     skipped = split_codes(ignore, what="--ignore") if ignore else ()
     return [sig for sig in CATALOGUE

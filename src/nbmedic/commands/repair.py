@@ -53,7 +53,6 @@ def _target(path: Path, args: argparse.Namespace) -> Path:
 
 
 def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
-
     shown = str(path)
     if path.is_dir():
         return FileReport(shown, None, "failed", "is a folder: repair takes notebook files")

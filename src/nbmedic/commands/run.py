@@ -23,7 +23,7 @@ from nbmedic.execute.compare import compare_outputs
 from nbmedic.execute.options import project_options
 from nbmedic.execute.result import RunResult
 from nbmedic.findings import Finding
-from nbmedic.notebook.record import NotebookFile, read_error_findings, read_notebook_file
+from nbmedic.notebook.record import NotebookFile, read_notebook_file
 
 
 def default_output(path: Path) -> Path:
@@ -125,9 +125,9 @@ def _run_all(files: Sequence[NotebookFile], args: argparse.Namespace) -> list[Ru
         ran = iter(execute(jobs, jobs_from_args(args, len(jobs)), progress.done, progress.cell) if jobs else [])
     finally:
         progress.close()
-    return [next(ran) if file.nb is not None else RunResult(
-        path=file.name, status="not-started", findings=read_error_findings(file.name, file.error or OSError()))
-        for file in files]
+    return [next(ran) if file.nb is not None else RunResult(path=file.name, status="not-started",
+                                                          findings=file.error_findings())
+            for file in files]
 
 
 def run(args: argparse.Namespace) -> int:

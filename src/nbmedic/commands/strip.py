@@ -4,8 +4,7 @@ In place, rewriting only the notebooks that stripping changes (atomically; the o
 mtime); ``--check`` writes nothing and exits 1 listing what would change; ``-`` filters stdin to stdout
 and passes anything that is not a notebook through unchanged (what git's clean filter needs).
 
-Keep this module light at import: the CLI imports it to build its parser.  The work happens in
-``nbmedic.vcs.strip`` (pure), imported by ``run``.
+The work happens in ``nbmedic.vcs.strip`` (pure, light imports: the git filter uses it too).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 def _cli_options(args: argparse.Namespace) -> dict[str, Any]:
     """The StripOptions fields given on the command line (they win over the configuration)."""
-
     given: dict[str, Any] = {}
     for name in ("keep_count", "keep_output", "keep_id", "drop_empty_cells"):
         value = getattr(args, name, None)
@@ -70,7 +68,6 @@ class _Options:
 
 
 def run(args: argparse.Namespace) -> int:
-
     paths: list[str] = list(args.paths)
     pyproject = Path(args.config) if getattr(args, "config", None) else None
     if pyproject is not None and not pyproject.is_file():
@@ -87,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_stdin(options: _Options, *, check: bool) -> int:
     """Filter stdin to stdout; bytes that are not a notebook pass through unchanged (exit 0)."""
-
     opts = options.for_config(options.resolver.for_path(Path.cwd()))
     data = sys.stdin.buffer.read()
     try:
@@ -108,7 +104,6 @@ def _run_stdin(options: _Options, *, check: bool) -> int:
 
 
 def _run_files(paths: list[str], options: _Options, *, check: bool, fmt: str) -> int:
-
     files = discover(paths, options.resolver)
     changed_files: list[str] = []
     unchanged: list[str] = []

@@ -191,7 +191,6 @@ def _finding(kernel_name: str, problem: StartupProblem) -> Finding:
 def ipython_config_findings(kernel_name: str, *, cwd: str, startup_timeout: float = 30) -> list[Finding]:
     """EN230/EN231: launch ``kernel_name`` and read its start-up output for failing extensions and
     startup files.  The kernel inherits this process's environment (``IPYTHONDIR``, ``PYTHONSTARTUP``)."""
-
     kernel = Kernel(kernel_name, cwd=cwd)
     try:
         started = True

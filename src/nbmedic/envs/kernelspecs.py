@@ -115,7 +115,6 @@ def check_spec(spec: Kernelspec, *, startup_timeout: float = 30.0, launch: bool 
 
 
 def _launch(report: KernelReport, startup_timeout: float) -> None:
-
     spec = report.spec
     cwd = tempfile.mkdtemp(prefix="nbmedic-kernels-")
     kernel = Kernel(spec.name, cwd=cwd)

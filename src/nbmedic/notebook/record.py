@@ -42,9 +42,9 @@ class NotebookFile:
         """The identity findings carry (renderers show it relative to the working folder)."""
         return os.fspath(self.path)
 
-    @property
-    def readable(self) -> bool:
-        return self.nb is not None
+    def error_findings(self) -> list[Finding]:
+        """Why this file cannot be used as a notebook (NB000/NB001/NB002/NB020); [] when it parsed."""
+        return [] if self.error is None else read_error_findings(self.name, self.error)
 
 
 def read_notebook_file(path: Path, config: Config, *, max_size: int = HARD_SIZE_LIMIT) -> NotebookFile:

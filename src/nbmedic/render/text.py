@@ -7,13 +7,12 @@ layout's order; paths are shown relative to the working folder (``render.paths.d
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from nbmedic.ansi import strip_ansi
+from nbmedic.ansi import colour_wanted, paint, strip_ansi
 from nbmedic.evidence import UnitSpec, layout
 from nbmedic.findings import Finding, sort_findings
 from nbmedic.render.paths import display_path
@@ -65,7 +64,10 @@ def format_value(value: Any, unit: UnitSpec = "text") -> str:
         text = sep.join(items) + (f"{sep}… ({len(value)} in all)" if len(value) > _MAX_ITEMS else "")
     else:
         text = _scalar(value, unit if isinstance(unit, str) else "text")
-    text = text.replace("\n", "⏎ ")
+    return _clip(text.replace("\n", "⏎ "))
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
 
 
@@ -73,7 +75,7 @@ def excerpt(text: str, unit: UnitSpec) -> list[str]:
     """The useful lines of a multi-line value: a stack's first lines (innermost frame first), the last
     lines of anything else (a traceback's or a log's end matters most)."""
     lines = [line.rstrip() for line in text.strip("\n").splitlines() if line.strip() and not _RULE_RE.match(line)]
-    lines = [line if len(line) <= _MAX_VALUE else line[: _MAX_VALUE - 1] + "…" for line in lines]
+    lines = [_clip(line) for line in lines]
     if len(lines) <= _MAX_LINES:
         return lines
     if unit == "stack":
@@ -114,13 +116,11 @@ class _Out:
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
-        isatty = getattr(stream, "isatty", None)
-        self.colour = bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and \
-            os.environ.get("TERM") != "dumb"
+        self.colour = colour_wanted(stream)
         self.lines: list[str] = []
 
     def style(self, text: str, style: str) -> str:
-        return f"\x1b[{_SGR[style]}m{text}\x1b[0m" if self.colour and text else text
+        return paint(text, _SGR[style]) if self.colour and text else text
 
     def line(self, *parts: str) -> None:
         self.lines.append("".join(parts))
