@@ -30,6 +30,8 @@ _VOLATILE = [
 def normalise(text: str) -> str:
     for prefix in sorted({sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix)}, key=len, reverse=True):
         text = text.replace(prefix, "<prefix>")
+    # the interpreter's name depends on how the suite was started (`python` or `python3 -m pytest`)
+    text = re.sub(r"<prefix>/bin/python[0-9.]*\b", "<python>", text)
     text = text.replace(str(ROOT), "<repo>")
     for pattern, repl in _VOLATILE:
         text = pattern.sub(repl, text)
