@@ -54,3 +54,22 @@ def codes(findings: list[dict[str, Any]]) -> list[str]:
 def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run in a temp folder so no pyproject.toml of the repository leaks into them."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def jupyter_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A private Jupyter installation: data (kernelspecs, nbmedic incidents), runtime, config folders.
+
+    Set in the environment, so kernels, servers and wrappers started by the test inherit them; the
+    user's own ~/.local/share/jupyter is never touched.
+    """
+    home = tmp_path / "jupyter-home"
+    dirs = {"data": home / "data", "runtime": home / "runtime", "config": home / "config"}
+    for path in dirs.values():
+        path.mkdir(parents=True)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(dirs["data"]))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(dirs["runtime"]))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(dirs["config"]))
+    monkeypatch.setenv("JUPYTER_PATH", str(dirs["data"]))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    return dirs

@@ -25,7 +25,7 @@ ISSUES_URL = "https://github.com/nbmedic/nbmedic/issues"
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Run ``nbmedic.commands.<command>.run(args)``."""
-    module = importlib.import_module(f"nbmedic.commands.{args.command}")
+    module = importlib.import_module(f"nbmedic.commands.{args.command.replace('-', '_')}")
     return int(module.run(args))
 
 

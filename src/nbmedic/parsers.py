@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--prefer", choices=("local", "remote"),
                         help="for conflicting cells keep one side instead of both")
     repair.add_argument("--format", choices=("text", "json"), default="text", help="report format")
-    for add in (_strip, _git, _diff, _merge, _kernels, _env, _logs):
+    for add in (_strip, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
+                _incidents):
         add(sub)
     return parser
 
@@ -284,3 +285,85 @@ def _logs(sub: Any) -> None:
     p.add_argument("--since", metavar="TIME",
                    help="skip records logged before TIME ('2026-01-02 10:11', '2026-01-02' or a time of day "
                    "'10:11'); lines without a timestamp follow the record above them")
+
+
+def _guard_options(p: argparse.ArgumentParser) -> None:
+    """The memory guard's settings (``monitor install`` writes them into the kernelspec)."""
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="the kernel's memory limit (e.g. 2G); default: the cgroup's limit, if any")
+    p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True,
+                   help="interrupt a cell near the limit and kill the kernel just before it (default: on)")
+    p.add_argument("--interrupt-at", type=float, metavar="F", default=0.90,
+                   help="share of the limit at which the running cell is interrupted (default 0.90)")
+    p.add_argument("--kill-at", type=float, metavar="F", default=0.97,
+                   help="share of the limit at which the kernel is killed (default 0.97)")
+
+
+def _monitor(sub: Any) -> None:
+    p = sub.add_parser(
+        "monitor", help="monitor the kernels of JupyterLab, Notebook, JupyterHub and VS Code (install/status)",
+        description="Mark kernelspecs as monitored: their kernels record the running cell, sample memory, "
+        "interrupt a cell before the memory limit, and explain a death in the notebook and as an incident.")
+    actions = p.add_subparsers(dest="monitor_command", metavar="ACTION", required=True)
+    inst = actions.add_parser(
+        "install", help="monitor kernelspecs (kernel.json gains the nbmedic provisioner; a backup is kept)",
+        description="Add the nbmedic kernel provisioner (or, with --wrapper, the kernel wrapper) to "
+        "kernelspecs, atomically, keeping a byte-exact backup. Installing twice is harmless.")
+    inst.add_argument("kernels", nargs="*", metavar="KERNEL", help="kernelspec names (default: all)")
+    _guard_options(inst)
+    inst.add_argument("--wrapper", action="store_true",
+                      help="wrap argv in `nbmedic kernel-wrapper` (for clients that ignore provisioners, "
+                      "e.g. VS Code)")
+    inst.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    uninst = actions.add_parser(
+        "uninstall", help="restore the kernelspecs byte for byte",
+        description="Restore each monitored kernel.json from its backup (byte for byte); remove the user "
+        "kernelspecs that `install` created.")
+    uninst.add_argument("kernels", nargs="*", metavar="KERNEL", help="kernelspec names (default: all monitored)")
+    uninst.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    status = actions.add_parser(
+        "status", help="which kernelspecs are monitored, and the monitored kernels running now",
+        description="List every kernelspec and whether it is monitored, and the monitored kernels running now.")
+    status.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+
+
+def _kernel_wrapper(sub: Any) -> None:
+    p = sub.add_parser(
+        "kernel-wrapper", help="supervise a kernel started from argv (what `monitor install --wrapper` writes)",
+        description="Start the kernel command after `--`, forward every signal to it, monitor it like the "
+        "nbmedic provisioner does, and exit with the kernel's own exit status.")
+    _guard_options(p)
+    p.add_argument("--kernel-name", metavar="NAME", help="the kernelspec's name (for records)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGV", help="the kernel's command line")
+
+
+def _stack(sub: Any) -> None:
+    p = sub.add_parser(
+        "stack", help="print the Python stack of every thread of a running monitored kernel",
+        description="Print every thread's Python stack of a running monitored kernel without interrupting "
+        "it (faulthandler on SIGUSR1), with the running cell and how long it has run.")
+    p.add_argument("target", metavar="NOTEBOOK|KERNEL_ID", help="a notebook path or a kernel id (a prefix will do)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+
+
+def _ps(sub: Any) -> None:
+    p = sub.add_parser(
+        "ps", help="every Jupyter kernel of this user: memory, CPU, uptime, the running cell",
+        description="List every kernel on this machine for this user (monitored or not): kernel id, "
+        "notebook, state, memory of its process tree and its share of the limit, CPU, uptime, the running cell.")
+    p.add_argument("--watch", action="store_true", help="keep the table updated (on a terminal)")
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between updates (default 2)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+
+
+def _incidents(sub: Any) -> None:
+    p = sub.add_parser(
+        "incidents", help="the kernel deaths monitored kernels recorded (list, show ID)",
+        description="List or show the incident records monitored kernels left when they died.")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list", help="list (default) or show")
+    p.add_argument("id", nargs="?", metavar="ID", help="with show: the incident id (a unique prefix will do)")
+    p.add_argument("--since", metavar="TIME",
+                   help="only incidents at or after TIME ('2026-01-02 10:11', '2026-01-02', '10:11', or an age: "
+                   "'2h', '3d')")
+    p.add_argument("--notebook", metavar="NB", help="only incidents of this notebook")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")

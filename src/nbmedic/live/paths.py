@@ -1,0 +1,160 @@
+"""Where live kernels keep their facts, and the format of each file: the contract between the supervisor
+(provisioner or wrapper, in the server's or the wrapper's process), the agent (inside the kernel, stdlib
+only: it duplicates the names below) and the commands that read them (``ps``, ``stack``, ``incidents``).
+
+Folders (``JUPYTER_RUNTIME_DIR`` / ``JUPYTER_DATA_DIR`` move them, as they move Jupyter's own files)::
+
+    <runtime>/nbmedic/kernels/<kernel_id>/      one folder per monitored kernel, removed at final shutdown
+        session.json        supervisor, at each launch       SessionRecord below
+        cell.json           agent, at each cell start/end    CellRecord below
+        exit.json           agent, from atexit (a clean exit: shutdown_request, exit())
+        guard.json          supervisor, when the guard interrupts a cell; the agent reads and removes it
+        faulthandler.log    the kernel's faulthandler (crash dumps, SIGUSR1 dumps of every thread)
+    <runtime>/nbmedic/notices/                  the cause of a death, shown once by the next kernel
+        kernel-<kernel_id>.json                 NoticeRecord (the restarted kernel keeps its id)
+        notebook-<sha1 of the notebook path>.json   the same notice, for a kernel started afresh
+    <data>/nbmedic/incidents/<incident_id>.json one record per kernel death (IncidentRecord)
+
+Environment of a monitored kernel: ``NBMEDIC_KERNEL_ID``, ``NBMEDIC_LIVE_DIR`` (its kernel folder),
+``NBMEDIC_NOTICES_DIR``, ``NBMEDIC_INCIDENTS_DIR``; ``JPY_SESSION_NAME`` (set by jupyter_server) names
+the notebook.
+
+Every record is one JSON object written atomically (a temporary file in the same folder, then
+``os.replace``); times are POSIX epoch seconds (float).
+
+SessionRecord (session.json)::
+
+    {"schema": 1, "kernel_id": str, "pid": int, "pgid": int | null, "supervisor": "provisioner" | "wrapper",
+     "supervisor_pid": int, "kernelspec": str | null, "language": str, "python": bool,
+     "notebook": str | null, "cwd": str | null, "started": float, "argv": [str],
+     "faulthandler": str | null, "memory_limit": int | null, "limit_source": str | null,
+     "guard": bool, "interrupt_at": float, "kill_at": float}
+
+CellRecord (cell.json)::
+
+    {"running": bool, "execution_count": int | null, "cell_id": str | null, "source_head": str,
+     "started": float, "finished": float | null, "notebook": str | null, "pid": int}
+
+GuardRecord (guard.json)::
+
+    {"time": float, "action": "interrupt", "rss": int, "limit": int, "limit_source": str,
+     "share": float, "execution_count": int | null, "cell_id": str | null}
+
+NoticeRecord (notices/*.json)::
+
+    {"incident": str, "time": float, "kernel_id": str, "notebook": str | null, "text": str}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from typing import Any
+
+__all__ = [
+    "CELL", "ENV_INCIDENTS_DIR", "ENV_KERNEL_ID", "ENV_LIVE_DIR", "ENV_NOTICES_DIR", "EXITED", "FAULTHANDLER",
+    "GUARD", "SESSION", "incident_path", "incidents_dir", "kernel_dir", "kernels_dir", "live_root",
+    "notebook_key", "notice_paths", "notices_dir", "read_json", "remove", "write_json",
+]
+
+SESSION = "session.json"
+CELL = "cell.json"
+EXITED = "exit.json"
+GUARD = "guard.json"
+FAULTHANDLER = "faulthandler.log"
+
+ENV_KERNEL_ID = "NBMEDIC_KERNEL_ID"
+ENV_LIVE_DIR = "NBMEDIC_LIVE_DIR"
+ENV_NOTICES_DIR = "NBMEDIC_NOTICES_DIR"
+ENV_INCIDENTS_DIR = "NBMEDIC_INCIDENTS_DIR"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _runtime_dir() -> str:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return str(jupyter_runtime_dir())
+
+
+def _data_dir() -> str:
+    from jupyter_core.paths import jupyter_data_dir
+
+    return str(jupyter_data_dir())
+
+
+def live_root() -> str:
+    """``<runtime>/nbmedic``."""
+    return os.path.join(_runtime_dir(), "nbmedic")
+
+
+def kernels_dir() -> str:
+    return os.path.join(live_root(), "kernels")
+
+
+def kernel_dir(kernel_id: str) -> str:
+    """The folder of one monitored kernel (the id made safe for a file name)."""
+    return os.path.join(kernels_dir(), _UNSAFE.sub("_", kernel_id) or "_")
+
+
+def notices_dir() -> str:
+    return os.path.join(live_root(), "notices")
+
+
+def incidents_dir() -> str:
+    """``<data>/nbmedic/incidents``: incidents outlive the server (the runtime folder may be cleared)."""
+    return os.path.join(_data_dir(), "nbmedic", "incidents")
+
+
+def incident_path(incident_id: str) -> str:
+    return os.path.join(incidents_dir(), f"{_UNSAFE.sub('_', incident_id)}.json")
+
+
+def notebook_key(notebook: str) -> str:
+    """A file-name-safe key of a notebook path (the agent computes the same)."""
+    return hashlib.sha1(os.path.normpath(notebook).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def notice_paths(kernel_id: str, notebook: str | None) -> list[str]:
+    """Where the notice of a death of this kernel / notebook is left for the next kernel."""
+    out = [os.path.join(notices_dir(), f"kernel-{_UNSAFE.sub('_', kernel_id)}.json")]
+    if notebook:
+        out.append(os.path.join(notices_dir(), f"notebook-{notebook_key(notebook)}.json"))
+    return out
+
+
+def write_json(path: str, record: Any) -> None:
+    """Write ``record`` atomically (temporary file in the same folder, fsync, rename); folders made as needed."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    data = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".nbmedic-tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """The object in ``path``; None when it is missing, unreadable or not a JSON object."""
+    try:
+        with open(path, "rb") as fh:
+            value = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
