@@ -27,7 +27,7 @@ from nbmedic.execute.stacks import StackDump, crash_dump
 from nbmedic.findings import Finding, make
 from nbmedic.units import format_bytes
 
-__all__ = ["DeathFacts", "diagnose_death", "format_bytes", "host_memory_total"]
+__all__ = ["DeathFacts", "diagnose_death", "format_bytes", "host_memory_total", "memory_limits"]
 
 CRASH_SIGNALS = {"SIGSEGV": "a crash in native code", "SIGABRT": "an abort in native code",
                  "SIGBUS": "a bad memory access in native code", "SIGFPE": "an arithmetic fault in native code",
@@ -67,18 +67,22 @@ class DeathFacts:
     killed_by_us: bool = False  # nbmedic itself killed it (an interrupt that did not work)
     elapsed: float | None = None  # seconds into the cell
     extra: dict[str, Any] = field(default_factory=dict)
+    cell_label: str | None = None  # how to name the running cell instead of its index ('[7] "x = 1"': live kernels)
+    memory_limit_name: str = "--memory-limit"  # what ``memory_limit`` is (live kernels: the guard's limit)
 
 
 def _where(facts: DeathFacts) -> str:
+    if facts.cell_label is not None:
+        return f"while running cell {facts.cell_label}"
     return f"while running cell {facts.cell}" if facts.cell is not None else "between cells"
 
 
-def _limits(facts: DeathFacts) -> list[tuple[str, int]]:
+def memory_limits(facts: DeathFacts) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     if facts.memory_limit:
-        out.append(("--memory-limit", facts.memory_limit))
+        out.append((facts.memory_limit_name, facts.memory_limit))
     cg = facts.cgroup_after or facts.cgroup_before
-    if cg is not None and cg.limit:
+    if cg is not None and cg.limit and cg.limit != facts.memory_limit:
         out.append((f"the cgroup v{cg.version} memory limit", cg.limit))
     if facts.host_total:
         out.append(("the machine's RAM", facts.host_total))
@@ -168,7 +172,7 @@ class _Signs:
 def _signs(facts: DeathFacts) -> _Signs:
     recent_peak = max([s.rss for s in facts.recent] or [0])
     peak = max(facts.peak_rss, recent_peak, facts.killed_for_memory.rss if facts.killed_for_memory else 0)
-    limits = _limits(facts)
+    limits = memory_limits(facts)
     level = recent_peak if facts.recent else peak  # memory at the end, not long ago
     top = [f"cell {c} (+{format_bytes(g)})" for c, g in facts.cell_growth[:3] if g > 0]
     return _Signs(
@@ -213,9 +217,14 @@ def _memory(facts: DeathFacts, signs: _Signs, evidence: dict[str, Any]) -> Findi
     if facts.killed_for_memory is not None:
         limit = facts.memory_limit
         evidence["limit"] = limit
-        msg = (f"the kernel was killed for memory {where}: its processes used "
-               f"{format_bytes(facts.killed_for_memory.rss)}, over the --memory-limit of "
-               f"{format_bytes(limit or 0)}{signs.growth}")
+        used = format_bytes(facts.killed_for_memory.rss)
+        if facts.memory_limit_name == "--memory-limit":
+            msg = (f"the kernel was killed for memory {where}: its processes used {used}, over the "
+                   f"--memory-limit of {format_bytes(limit or 0)}{signs.growth}")
+        else:  # the live memory guard kills just below the limit, before the OOM killer would
+            share = f"{facts.killed_for_memory.rss / limit:.0%} of " if limit else ""
+            msg = (f"the kernel was killed by nbmedic's memory guard {where}: its processes used {used}, "
+                   f"{share}the {format_bytes(limit or 0)} memory limit ({facts.memory_limit_name}){signs.growth}")
         return make("RN101", facts.path, msg, evidence=_front(evidence, *_MEMORY_KEYS), **kw)
     if sig == "SIGKILL" and not facts.killed_by_us and (signs.cg_oom or signs.host_oom or signs.near):
         if signs.cg_oom:
