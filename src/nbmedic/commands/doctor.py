@@ -1,7 +1,8 @@
 """``nbmedic doctor PATH...``: the main command; every probe, one readable report.
 
 Probes, in order: the static checks of every notebook, the environment probes of the kernels and
-environments they use (``--no-env`` skips them), then a monitored run of every notebook that can run
+environments they use and the incidents monitored kernels recorded for them in the last
+``INCIDENT_DAYS`` days (``--no-env`` skips them), then a monitored run of every notebook that can run
 (``--no-run`` skips it).  Each notebook is read once; runs write nothing: the user's files are only read.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from nbmedic.envs import probes
 from nbmedic.execute.batch import RunJob, execute, run_note
 from nbmedic.execute.options import project_options
 from nbmedic.findings import Finding, exit_code
+from nbmedic.live.incidents import incident_findings, list_incidents
 from nbmedic.notebook.record import NotebookFile
 from nbmedic.units import parse_size
 
@@ -27,6 +30,8 @@ from nbmedic.units import parse_size
 DOCTOR_DEFAULTS = {"cell_timeout": 120.0, "timeout": 600.0, "stall_after": 30.0}
 # A notebook with one of these cannot be executed meaningfully: its static finding already says why.
 BLOCKING = ("NB000", "NB001", "NB002", "NB003", "NB031")
+# Kernel deaths recorded by monitored kernels (`nbmedic monitor`) this recent are reported (RN100-RN103).
+INCIDENT_DAYS = 7
 
 
 def runnable(files: Sequence[NotebookFile], findings: Sequence[Finding]) -> list[NotebookFile]:
@@ -66,6 +71,16 @@ def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool 
     return filter_by_owner(found, files)
 
 
+def live_incident_findings(files: Sequence[NotebookFile], *, now: float | None = None) -> tuple[list[Finding], int]:
+    """The deaths of live (monitored) kernels of these notebooks in the last ``INCIDENT_DAYS`` days."""
+    since = (time.time() if now is None else now) - INCIDENT_DAYS * 86400
+    records = list_incidents(since=since)  # the store is read once, whatever the number of notebooks
+    if not records:
+        return [], 0
+    found = [f for file in files for f in incident_findings(file.name, since, nb=file.nb, records=records)]
+    return filter_by_owner(found, files)
+
+
 def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile],
                  notes: dict[str, str]) -> tuple[list[Finding], int, list[dict[str, object]]]:
     """Run ``jobs`` (``workers`` at a time) and keep what each notebook's configuration wants."""
@@ -89,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_env:
         limit = parse_size(args.memory_limit, what="--memory-limit") if args.memory_limit else None
         found, worst = environment_findings(files, launch_kernels=not args.no_run, memory_limit=limit)
+        findings.extend(found)
+        code = max(code, worst)
+        found, worst = live_incident_findings(files)
         findings.extend(found)
         code = max(code, worst)
     if not args.no_run:
