@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -215,6 +216,49 @@ def test_an_unmonitored_kernel_is_listed_from_its_connection_file(plain_kernel: 
         assert code == 1 and out == ""
         assert "is not monitored" in err and "nbmedic monitor install" in err and len(err.splitlines()) == 1
         assert psutil.pid_exists(pid) and plain_kernel.is_alive()
+
+
+def test_ps_and_stack_through_the_nbmedic_provisioner(jupyter_home: dict[str, Path], tmp_path: Path,
+                                                      run_cli: Cli) -> None:
+    """The records written by the real supervisor and agent (a kernelspec with the nbmedic provisioner,
+    started by jupyter_client as jupyter_server starts kernels) are what ps and stack read."""
+    from jupyter_client.multikernelmanager import MultiKernelManager
+
+    spec = jupyter_home["data"] / "kernels" / "monitored"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "monitored",
+        "language": "python", "metadata": {"kernel_provisioner": {"provisioner_name": "nbmedic-provisioner",
+                                                                  "config": {}}}}), encoding="utf-8")
+    notebook = tmp_path / "served.ipynb"
+    mkm = MultiKernelManager(connection_dir=str(jupyter_home["runtime"]))
+    kernel_id = mkm.start_kernel(kernel_name="monitored", cwd=str(tmp_path),
+                                 env=dict(os.environ, JPY_SESSION_NAME=str(notebook)))
+    kc = mkm.get_kernel(kernel_id).client()
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        kc.execute(SPIN_DEF, reply=True, timeout=30)
+        kc.execute("spin()")
+
+        def busy() -> dict[str, Any] | None:
+            code, out, err = run_cli("ps", "--format", "json")
+            assert code == 0, err
+            found = [k for k in json.loads(out)["kernels"] if k["kernel_id"] == kernel_id]
+            return found[0] if found and found[0]["state"] == "busy" else None
+
+        entry = _wait(busy, 30, "ps to show the monitored kernel busy")
+        assert entry["monitored"] is True and entry["supervisor"] == "provisioner"
+        assert entry["notebook"] == str(notebook) and entry["kernelspec"] == "monitored"
+        assert entry["cell"]["source_head"] == "spin()" and entry["rss"] > 0
+        code, out, err = run_cli("stack", "served.ipynb")
+        assert code == 0 and _spin_lines(out), out + err
+        assert mkm.get_kernel(kernel_id).is_alive()
+        with pytest.raises(queue.Empty):  # spin() goes on: no reply
+            kc.get_shell_msg(timeout=0.3)
+    finally:
+        kc.stop_channels()
+        mkm.shutdown_all(now=True)
 
 
 @contextmanager
