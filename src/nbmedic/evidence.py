@@ -40,12 +40,14 @@ _DEATH_FACTS = {
     "memory": "peak_rss:bytes limit:bytes limits:bytes cells_growing_rss:{cell:number,rss_growth:bytes} "
               "killed_by_watchdog killed_by_nbmedic cgroup_oom_kills:count host_oom_kills:count",
     "signal": "signal",
+    # a death of a live kernel: the incident to read first (`nbmedic incidents show ID`)
+    "live": "incident incident_time",
     "crash": "fatal_error crash_function cell_line:number cell_function stack:stack crash_file crash_thread_is_main",
     "exit": "exit_code seconds_into_cell:seconds stderr_tail",
     "rest": "rss_trend:{rss_first:bytes,rss_last:bytes,rss_max:bytes,seconds:seconds} "
             "cgroup:{version:number,limit:bytes,usage:bytes} pid:number "
             # a death of a live (monitored) kernel: nbmedic monitor / kernel-wrapper
-            "live_session incident incident_time kernel_id notebook execution_count:number cell_source "
+            "live_session kernel_id notebook execution_count:number cell_source "
             "oom_kill_line guard_interrupts:count",
 }
 
@@ -79,10 +81,10 @@ _LAYOUTS: dict[str, str] = {
     "NB050": "widgets:count cells:number model_ids saved_state",
     "NB051": "errors:{cell:number,ename:text,evalue:text} count:count",
     "NB060": "cells:number tagged:number markers:number count:count",
-    "RN100": _death("exit", "signal", "memory", "crash", "rest"),
-    "RN101": _death("memory", "signal", "exit", "crash", "rest"),
-    "RN102": _death("signal", "crash", "exit", "memory", "rest"),
-    "RN103": _death("exit", "signal", "crash", "memory", "rest"),
+    "RN100": _death("live", "exit", "signal", "memory", "crash", "rest"),
+    "RN101": _death("live", "memory", "signal", "exit", "crash", "rest"),
+    "RN102": _death("live", "signal", "crash", "exit", "memory", "rest"),
+    "RN103": _death("live", "exit", "signal", "crash", "memory", "rest"),
     "RN110": f"cell_timeout:seconds elapsed:seconds {_STACK} interrupted escalated exit_code",
     "RN111": f"timeout:seconds elapsed:seconds {_STACK} interrupted escalated exit_code",
     "RN112": f"quiet_seconds:seconds stall_after:seconds {_STACK}",

@@ -29,7 +29,7 @@ from nbmedic.live.session import GuardConfig, Supervision, resolve_notebook
 __all__ = ["NbmedicProvisioner"]
 
 
-class NbmedicProvisioner(LocalProvisioner):  # type: ignore[misc]  # jupyter_client is untyped
+class NbmedicProvisioner(LocalProvisioner):
     """LocalProvisioner that records why its kernel died and guards its memory."""
 
     memory_limit = Integer(None, allow_none=True, config=True,

@@ -37,6 +37,7 @@ _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV
                   signal.SIGFPE, signal.SIGILL, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU,
                   signal.SIGPIPE}
 _PR_SET_PDEATHSIG = 1
+_PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
 
 
 def _connection_file(argv: Sequence[str]) -> str | None:
@@ -97,6 +98,8 @@ def run_wrapper(argv: Sequence[str], *, kernel_name: str | None, guard: GuardCon
     argv = list(argv[1:] if argv and argv[0] == "--" else argv)
     if not argv:
         raise UsageError("kernel-wrapper needs the kernel's command line after `--`")
+    if argv[0] in _PYTHON_NAMES:  # as jupyter_client does: `python` is the Python running the client
+        argv[0] = sys.executable
     language = "python" if any("ipykernel" in a for a in argv) else ""
     cwd = os.getcwd()
     sup = Supervision(kernel_id_from_argv(argv), supervisor="wrapper", kernelspec=kernel_name,
