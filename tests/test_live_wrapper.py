@@ -54,6 +54,11 @@ class Wrapped:
         self.proc.stderr.close()
 
 
+def _wait_running(runtime: Path) -> None:
+    cell = runtime / "nbmedic" / "kernels" / "vscode-1234" / "cell.json"
+    wait_for(lambda: cell.is_file() and json.loads(cell.read_text()).get("running"), 20, "the cell to run")
+
+
 @pytest.fixture
 def wrapped(tmp_path: Path, jupyter_home: dict[str, Path]) -> Iterator[Wrapped]:
     w = Wrapped(tmp_path, [], tmp_path / "vs.ipynb")
@@ -68,8 +73,7 @@ def test_interrupt_sent_to_the_wrapper_reaches_the_kernel(wrapped: Wrapped, jupy
     assert session["supervisor"] == "wrapper" and session["pid"] != wrapped.proc.pid
     wrapped.run("keep = 5")
     msg_id = wrapped.kc.execute("import time\nwhile True: time.sleep(0.05)")
-    cell = jupyter_home["runtime"] / "nbmedic" / "kernels" / "vscode-1234" / "cell.json"
-    wait_for(lambda: cell.is_file() and json.loads(cell.read_text()).get("running"), 20, "the cell to run")
+    _wait_running(jupyter_home["runtime"])
     os.kill(wrapped.proc.pid, signal.SIGINT)  # VS Code interrupts the process it started
     reply = wrapped.kc.get_shell_msg(timeout=20)
     assert reply["parent_header"]["msg_id"] == msg_id
@@ -82,6 +86,7 @@ def test_a_killed_kernel_gives_an_incident_and_the_same_exit_status(
         wrapped: Wrapped, jupyter_home: dict[str, Path]) -> None:
     session = wrapped.session(jupyter_home["runtime"])
     wrapped.kc.execute("import time\ntime.sleep(60)")
+    _wait_running(jupyter_home["runtime"])
     os.kill(session["pid"], signal.SIGKILL)
     assert wrapped.proc.wait(30) == -signal.SIGKILL
     found = incidents(jupyter_home["data"])

@@ -87,8 +87,10 @@ def _exit_like(returncode: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     with contextlib.suppress(OSError, ValueError):
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_DFL)  # SIGKILL and SIGSTOP have no handler to reset
+    with contextlib.suppress(OSError, ValueError):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    with contextlib.suppress(OSError):
         os.kill(os.getpid(), sig)
     return 128 + sig  # a signal that does not end the process (or could not be raised)
 
