@@ -73,9 +73,14 @@ class JupyterServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}",
              "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
-             f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True"],
+             f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True",
+             *(["--allow-root"] if os.geteuid() == 0 else [])],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=root, env=dict(os.environ))
-        wait_for(self._up, 60, "the jupyter server to answer", interval=0.2)
+        try:
+            wait_for(self._up, 60, "the jupyter server to answer", interval=0.2)
+        except BaseException:
+            self.stop()
+            raise
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
