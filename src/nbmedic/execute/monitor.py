@@ -13,8 +13,8 @@ A ``Monitor`` samples ``pid`` and all its descendants from a daemon thread (defa
 Design notes:
 
 * Sampling cost is one pass over ``/proc/*/stat`` to find the tree (psutil's ``ppid_map``, what
-  ``Process.children(recursive=True)`` uses; ~1 ms with 80 processes on the machine) plus three small reads
-  per process in the tree (~0.06 ms). The ``psutil.Process`` objects are cached between samples; a process
+  ``Process.children(recursive=True)`` uses; ~1 ms with 80 processes on the machine) plus, on Linux, one
+  read of ``/proc/<pid>/stat`` per process in the tree (~0.04 ms; elsewhere psutil's calls). The ``psutil.Process`` objects are cached between samples; a process
   that vanishes mid-sample is skipped. On a machine with thousands of processes the full scan is spaced
   out so that it costs at most ``scan_budget`` (2 %) of a core; the known tree is still read every sample,
   and the watchdog's kill always rescans.
@@ -27,12 +27,16 @@ Design notes:
   its descendants deepest first, then the kernel) as soon as a sample's tree RSS exceeds ``memory_limit``;
   near the limit the thread samples 4× faster.
 * Times are ``time.monotonic()`` seconds; ``Sample.t`` is relative to ``t0`` (default: construction).
+* ``ProcessTree`` is the reading of the tree (discovery, RSS/CPU/threads, the kill) without a thread or a
+  history: ``Monitor`` and the live kernels' sampler (``nbmedic.live.sampler``) both use it.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -43,9 +47,15 @@ from nbmedic.execute.cgroup import CgroupLocation, locate_cgroup, read_cgroup_at
 from nbmedic.execute.gpu import GpuProbe
 from nbmedic.execute.result import CgroupInfo, Sample
 
-__all__ = ["CellUsage", "Monitor"]
+__all__ = ["CellUsage", "Monitor", "ProcessTree", "TreeReading"]
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
+
+# On Linux one read of /proc/<pid>/stat gives a process's state, CPU times, threads and RSS; psutil opens
+# stat, statm and status for the same figures (three opens, which cost ~0.2 ms each in a VM woken from idle).
+_PROC_STAT = sys.platform.startswith("linux") and os.path.exists("/proc/self/stat")
+_TICKS = os.sysconf("SC_CLK_TCK") if _PROC_STAT else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if _PROC_STAT else 4096
 
 
 @dataclass
@@ -88,6 +98,27 @@ def _max_opt(a: int | None, b: int | None) -> int | None:
     return max(a, b)
 
 
+def _figures(proc: psutil.Process) -> tuple[bool, float, int, int]:
+    """``(zombie, CPU seconds, threads, RSS bytes)`` of one process; a psutil error when it is gone."""
+    if _PROC_STAT:
+        try:
+            fd = os.open(f"/proc/{proc.pid}/stat", os.O_RDONLY)
+            try:
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            # fields after "(comm)": state ppid ... utime(14) stime(15) ... num_threads(20) ... rss(24, pages)
+            f = data[data.rindex(b")") + 2 :].split()
+            return f[0] == b"Z", (int(f[11]) + int(f[12])) / _TICKS, int(f[17]), int(f[21]) * _PAGE
+        except (OSError, ValueError, IndexError) as exc:
+            raise psutil.NoSuchProcess(proc.pid) from exc
+    with proc.oneshot():
+        ct = proc.cpu_times()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True, ct.user + ct.system, 0, 0
+        return False, ct.user + ct.system, int(proc.num_threads()), int(proc.memory_info().rss)
+
+
 def _ppid_map() -> dict[int, int]:
     fast = getattr(psutil, "_ppid_map", None)  # what Process.children() uses; private, so guarded
     if fast is not None:
@@ -101,6 +132,165 @@ def _ppid_map() -> dict[int, int]:
         if isinstance(ppid, int):
             out[p.pid] = ppid
     return out
+
+
+@dataclass
+class TreeReading:
+    """One reading of a process tree."""
+
+    rss: int  # bytes, the root and its live descendants
+    cpu_delta: float  # CPU seconds the tree used since the previous reading (a new process counts from its start)
+    threads: int
+    children: int  # live descendants (zombies not counted)
+
+
+class ProcessTree:
+    """The process tree rooted at ``pid``: read its figures, list it, kill it.
+
+    Keeps the ``psutil.Process`` objects and the CPU counters between readings. Not thread-safe: the
+    caller serialises ``read`` and ``kill``. Never reaps anything (no ``waitpid``): a zombie root reads as
+    gone, and the process's parent still gets its exit status.
+    """
+
+    def __init__(self, pid: int, *, scan_budget: float = 0.02) -> None:
+        self.pid = pid
+        self.scan_budget = scan_budget
+        self.root: psutil.Process | None
+        try:
+            self.root = psutil.Process(pid)
+            self.root_ctime = float(self.root.create_time())
+        except _GONE:
+            self.root = None
+            self.root_ctime = 0.0
+        self.alive = self.root is not None  # False once the root is gone (exited, zombie or killed)
+        self.order: list[int] = []  # descendants of the last scan, parents before children
+        self.killed: list[int] = []  # pids SIGKILLed by kill(), the root last
+        self._procs: dict[int, psutil.Process] = {}  # descendants, cached between readings
+        self._cpu_last: dict[int, float] = {}  # pid -> user+system seconds at the previous reading
+        self._next_scan = 0.0  # time.monotonic() of the next full scan for new descendants
+
+    def pids(self) -> list[int]:
+        """The root (while alive) and its descendants as of the latest reading, parents before children."""
+        return ([self.pid] if self.alive else []) + list(self.order)
+
+    def read(self) -> TreeReading | None:
+        """Read the whole tree now; None (and ``alive`` False) when the root is gone or a zombie."""
+        root = self.root
+        if root is None or not self.alive:
+            return None
+        now = time.monotonic()
+        try:
+            zombie, cpu, threads, rss = _figures(root)
+        except _GONE:
+            zombie = True
+        if zombie:
+            self.alive = False
+            self.order = []
+            return None
+        cpu_now: dict[int, float] = {self.pid: cpu}
+        tree_rss, tree_threads, children = self._read_descendants(now, cpu_now)
+        return TreeReading(
+            rss=rss + tree_rss, cpu_delta=self._cpu_delta(cpu_now), threads=threads + tree_threads,
+            children=children,
+        )
+
+    def _scan(self) -> list[psutil.Process]:
+        """Descendants of the root (parents before children), reusing cached Process objects."""
+        try:
+            ppids = _ppid_map()
+        except (OSError, psutil.Error):
+            return list(self._procs.values())
+        kids: dict[int, list[int]] = collections.defaultdict(list)
+        for pid, ppid in ppids.items():
+            kids[ppid].append(pid)
+        order: list[int] = []
+        seen = {self.pid}
+        stack = list(kids.get(self.pid, ()))
+        out: list[psutil.Process] = []
+        while stack:
+            pid = stack.pop(0)
+            if pid in seen:
+                continue
+            seen.add(pid)
+            proc = self._procs.get(pid)
+            if proc is None:
+                try:
+                    proc = psutil.Process(pid)
+                    if proc.create_time() < self.root_ctime - 1.0:  # pid reused by an older process
+                        continue
+                except _GONE:
+                    continue
+                self._procs[pid] = proc
+            order.append(pid)
+            out.append(proc)
+            stack.extend(kids.get(pid, ()))
+        for pid in [p for p in self._procs if p not in seen]:
+            del self._procs[pid]
+        self.order = order
+        return out
+
+    def _read_descendants(self, now: float, cpu_now: dict[int, float]) -> tuple[int, int, int]:
+        """(RSS, threads, live children) of the root's descendants; their CPU seconds into ``cpu_now``."""
+        if now >= self._next_scan:
+            procs = self._scan()
+            # discovering the tree reads /proc/<pid>/stat of every process on the machine (~15 µs each);
+            # on a busy machine do it less often, so it costs at most ``scan_budget`` of a core
+            self._next_scan = now + (time.monotonic() - now) / self.scan_budget
+        else:
+            procs = [self._procs[pid] for pid in self.order if pid in self._procs]
+        rss = threads = children = 0
+        for proc in procs:
+            try:
+                zombie, cpu, n_threads, n_rss = _figures(proc)
+            except _GONE:
+                continue
+            cpu_now[proc.pid] = cpu  # a zombie's last CPU still counts
+            if zombie:
+                continue  # exited, not yet reaped: no memory, not a live child
+            rss += n_rss
+            threads += n_threads
+            children += 1
+        return rss, threads, children
+
+    def _cpu_delta(self, cpu_now: dict[int, float]) -> float:
+        """CPU seconds the tree used since the previous reading (a new process counts from its start)."""
+        delta = 0.0
+        for pid, total in cpu_now.items():
+            before = self._cpu_last.get(pid)
+            delta += total - before if before is not None and total >= before else total
+        self._cpu_last = cpu_now
+        return delta
+
+    def kill(self) -> list[int]:
+        """SIGKILL the whole tree: stop the root (no new children), descendants deepest first, the root."""
+        root = self.root
+        killed: list[int] = []
+        if root is None:
+            return killed
+        try:
+            root.suspend()  # SIGSTOP: no new children while the tree is taken down
+        except _GONE:
+            pass
+        for _attempt in range(3):
+            procs = self._scan()
+            live = [p for p in procs if p.pid not in killed]
+            if not live:
+                break
+            for proc in reversed(live):  # deepest first
+                try:
+                    proc.kill()
+                    killed.append(proc.pid)
+                except _GONE:
+                    killed.append(proc.pid)
+        try:
+            root.kill()
+            killed.append(root.pid)
+        except _GONE:
+            pass
+        self.alive = False
+        self.order = []
+        self.killed.extend(killed)
+        return killed
 
 
 class Monitor:
@@ -135,7 +325,6 @@ class Monitor:
         self.samples: list[Sample] = []
         self.peak_rss = 0
         self.killed_for_memory: Sample | None = None
-        self.killed_pids: list[int] = []
         self.error: str | None = None  # an unexpected exception in the sampler thread, as text
 
         self._lock = threading.RLock()
@@ -144,6 +333,7 @@ class Monitor:
         self._started = False
         self._stopped = False
         self._init_sampling()
+        self._tree = ProcessTree(pid, scan_budget=scan_budget)
         self._own_gpu = gpu is True
         self._gpu: GpuProbe | None = gpu if isinstance(gpu, GpuProbe) else (GpuProbe() if gpu else None)
         self._cgroup_before: CgroupInfo | None = None
@@ -151,27 +341,15 @@ class Monitor:
 
     def _init_sampling(self) -> None:
         """The state carried from one reading to the next."""
-        self._procs: dict[int, psutil.Process] = {}  # descendants, cached between samples
-        self._order: list[int] = []  # descendants of the last scan, parents before children
-        self._cpu_last: dict[int, float] = {}  # pid -> user+system seconds at the previous reading
         self._cpu_cum = 0.0  # CPU seconds of the tree since the priming reading
         self._cum: list[float] = []  # self._cpu_cum at each sample (parallel to self.samples)
         self._window: collections.deque[tuple[float, float]] = collections.deque(maxlen=8)
         self._prime: tuple[float, float] | None = None  # (t, cum) of the priming reading
-        self._next_scan = 0.0  # time.monotonic() of the next full scan for new descendants
         self._cell: int | None = None
         self._cells: dict[int, _CellAcc] = {}
 
     def _attach(self, cgroup_root: str, proc: str) -> None:
-        """The kernel's process (None when already gone) and its memory cgroup."""
-        self._root: psutil.Process | None
-        try:
-            self._root = psutil.Process(self.pid)
-            self._root_ctime = self._root.create_time()
-        except _GONE:
-            self._root = None
-            self._root_ctime = 0.0
-        self._alive = self._root is not None
+        """The kernel's memory cgroup."""
         # found now, while /proc/<pid>/cgroup exists, so cgroup_now() still works after a death; a kernel
         # already gone is our child, normally in our own cgroup
         self._cg_loc: CgroupLocation | None = locate_cgroup(
@@ -213,6 +391,15 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def _alive(self) -> bool:
+        return self._tree.alive
+
+    @property
+    def killed_pids(self) -> list[int]:
+        """The pids the watchdog or ``kill_tree`` SIGKILLed, the kernel last."""
+        return self._tree.killed
 
     @property
     def alive(self) -> bool:
@@ -322,7 +509,7 @@ class Monitor:
     def tree_pids(self) -> list[int]:
         """The kernel's pid and its descendants as of the latest reading (parents before children)."""
         with self._lock:
-            return ([self.pid] if self._alive else []) + list(self._order)
+            return self._tree.pids()
 
     def cgroup_before(self) -> CgroupInfo:
         """The kernel's memory cgroup as it was at ``start()``."""
@@ -341,7 +528,7 @@ class Monitor:
     def kill_tree(self) -> list[int]:
         """SIGKILL the kernel's whole tree now (stop the kernel, descendants deepest first, the kernel)."""
         with self._lock:
-            return self._kill_tree_locked()
+            return self._tree.kill()
 
     # ----------------------------------------------------------------------------------------- internals
     def _run(self) -> None:
@@ -363,115 +550,32 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - never let the sampler thread die loudly
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def _scan(self) -> list[psutil.Process]:
-        """Descendants of the root (parents before children), reusing cached Process objects."""
-        try:
-            ppids = _ppid_map()
-        except (OSError, psutil.Error):
-            return list(self._procs.values())
-        kids: dict[int, list[int]] = collections.defaultdict(list)
-        for pid, ppid in ppids.items():
-            kids[ppid].append(pid)
-        order: list[int] = []
-        seen = {self.pid}
-        stack = list(kids.get(self.pid, ()))
-        out: list[psutil.Process] = []
-        while stack:
-            pid = stack.pop(0)
-            if pid in seen:
-                continue
-            seen.add(pid)
-            proc = self._procs.get(pid)
-            if proc is None:
-                try:
-                    proc = psutil.Process(pid)
-                    if proc.create_time() < self._root_ctime - 1.0:  # pid reused by an older process
-                        continue
-                except _GONE:
-                    continue
-                self._procs[pid] = proc
-            order.append(pid)
-            out.append(proc)
-            stack.extend(kids.get(pid, ()))
-        for pid in [p for p in self._procs if p not in seen]:
-            del self._procs[pid]
-        self._order = order
-        return out
-
     def _read(self, *, prime: bool = False, cell: int | None = None) -> Sample | None:
         """One reading of the tree (lock held). Appends and returns a Sample; None when the kernel is gone.
 
         With ``prime`` the reading only sets the CPU baseline (nothing is appended).
         """
-        root = self._root
-        if root is None or not self._alive:
+        t = time.monotonic() - self.t0
+        reading = self._tree.read()
+        if reading is None:
             return None
-        now = time.monotonic()
-        try:
-            with root.oneshot():
-                if root.status() == psutil.STATUS_ZOMBIE:
-                    raise psutil.ZombieProcess(root.pid)
-                rss = int(root.memory_info().rss)
-                ct = root.cpu_times()
-                threads = int(root.num_threads())
-        except _GONE:
-            self._alive = False
-            self._order = []
-            return None
-        cpu_now: dict[int, float] = {self.pid: ct.user + ct.system}
-        tree_rss, tree_threads, children = self._read_descendants(now, cpu_now)
-        delta = self._cpu_delta(cpu_now)
-        t = now - self.t0
         if prime:
             self._prime = (t, 0.0)
             self._window.append((t, 0.0))
             return None
-        self._cpu_cum += delta
-        gpu = self._gpu.used_by({self.pid, *self._order}) if self._gpu is not None else None
+        self._cpu_cum += reading.cpu_delta
+        gpu = self._gpu.used_by(set(self._tree.pids())) if self._gpu is not None else None
         sample = Sample(
-            t=t, rss=rss + tree_rss, cpu=round(self._cpu_percent(t), 2), threads=threads + tree_threads,
-            children=children, gpu=gpu, cell=self._cell if cell is None else cell,
+            t=t, rss=reading.rss, cpu=round(self._cpu_percent(t), 2), threads=reading.threads,
+            children=reading.children, gpu=gpu, cell=self._cell if cell is None else cell,
         )
         self.samples.append(sample)
         self._cum.append(self._cpu_cum)
         self.peak_rss = max(self.peak_rss, sample.rss)
         if self.memory_limit is not None and sample.rss > self.memory_limit and self.killed_for_memory is None:
             self.killed_for_memory = sample
-            self._kill_tree_locked()
+            self._tree.kill()
         return sample
-
-    def _read_descendants(self, now: float, cpu_now: dict[int, float]) -> tuple[int, int, int]:
-        """(RSS, threads, live children) of the kernel's descendants; their CPU seconds into ``cpu_now``."""
-        if now >= self._next_scan:
-            procs = self._scan()
-            # discovering the tree reads /proc/<pid>/stat of every process on the machine (~15 µs each);
-            # on a busy machine do it less often, so it costs at most ``scan_budget`` of a core
-            self._next_scan = now + (time.monotonic() - now) / self.scan_budget
-        else:
-            procs = [self._procs[pid] for pid in self._order if pid in self._procs]
-        rss = threads = children = 0
-        for proc in procs:
-            try:
-                with proc.oneshot():
-                    pct = proc.cpu_times()
-                    cpu_now[proc.pid] = pct.user + pct.system  # a zombie's last CPU still counts
-                    if proc.status() == psutil.STATUS_ZOMBIE:
-                        continue  # exited, not yet reaped: no memory, not a live child
-                    rss += int(proc.memory_info().rss)
-                    threads += int(proc.num_threads())
-                children += 1
-            except _GONE:
-                continue
-        return rss, threads, children
-
-    def _cpu_delta(self, cpu_now: dict[int, float]) -> float:
-        """CPU seconds the tree used since the previous reading (a new process counts from its start)."""
-        delta = 0.0
-        for pid, total in cpu_now.items():
-            before = self._cpu_last.get(pid)
-            delta += total - before if before is not None and total >= before else total
-        self._cpu_last = cpu_now
-        return delta
 
     def _cpu_percent(self, t: float) -> float:
         """Percent of one core since a reading at least half an interval back; the reading joins the window."""
@@ -497,33 +601,3 @@ class Monitor:
             acc = self._cells.get(self._cell)
             if acc is not None and acc.end is None:
                 self._fold(acc, sample, self._cum[-1])
-
-    def _kill_tree_locked(self) -> list[int]:
-        root = self._root
-        killed: list[int] = []
-        if root is None:
-            return killed
-        try:
-            root.suspend()  # SIGSTOP: no new children while the tree is taken down
-        except _GONE:
-            pass
-        for _attempt in range(3):
-            procs = self._scan()
-            live = [p for p in procs if p.pid not in killed]
-            if not live:
-                break
-            for proc in reversed(live):  # deepest first
-                try:
-                    proc.kill()
-                    killed.append(proc.pid)
-                except _GONE:
-                    killed.append(proc.pid)
-        try:
-            root.kill()
-            killed.append(root.pid)
-        except _GONE:
-            pass
-        self._alive = False
-        self._order = []
-        self.killed_pids.extend(killed)
-        return killed
