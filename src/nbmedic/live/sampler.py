@@ -512,7 +512,16 @@ class LiveSampler:
                           limit_source=self.limit_source or CONFIGURED_LIMIT, share=sample.rss / limit)
 
     def _act(self, event: GuardEvent) -> None:
-        """Interrupt the cell (for an interrupt event), then tell ``on_guard``."""
+        """Tell ``on_guard``, then interrupt the cell (for an interrupt event).
+
+        ``on_guard`` comes first: the supervisor writes the guard record there, and the agent in the kernel
+        reads it when the interrupted cell ends, which can be a millisecond after the signal.
+        """
+        if self._on_guard is not None:
+            try:
+                self._on_guard(event)
+            except Exception as exc:  # noqa: BLE001
+                self._note(exc, "on_guard")
         if event.action == "interrupt":
             try:
                 if self._interrupt_fn is not None:
@@ -521,8 +530,3 @@ class LiveSampler:
                     self._tree.root.send_signal(signal.SIGINT)
             except Exception as exc:  # noqa: BLE001 - psutil.NoSuchProcess, the caller's own errors
                 self._note(exc, "interrupt")
-        if self._on_guard is not None:
-            try:
-                self._on_guard(event)
-            except Exception as exc:  # noqa: BLE001
-                self._note(exc, "on_guard")
