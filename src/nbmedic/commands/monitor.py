@@ -15,9 +15,9 @@ from typing import Any
 
 from nbmedic.errors import NbmedicError, UsageError
 from nbmedic.kernelspecs import Kernelspec, Kernelspecs, read_kernelspecs
+from nbmedic.live.guard import GuardConfig
 from nbmedic.live.install import (
     PROVISIONER_NAME,
-    GuardConfig,
     Monitoring,
     Result,
     backup_path,
@@ -26,11 +26,10 @@ from nbmedic.live.install import (
     is_created,
     is_installed,
     provisioner_visible,
-    running_sessions,
     spec_monitoring,
     uninstall_spec,
 )
-from nbmedic.units import parse_size
+from nbmedic.live.kernels import format_duration, monitored_sessions
 
 JSON_VERSION = 1
 
@@ -67,13 +66,7 @@ def _named(specs: Kernelspecs, names: Sequence[str]) -> list[Kernelspec]:
 
 def guard_config(args: argparse.Namespace) -> GuardConfig:
     """The guard options of the command line, checked."""
-    limit = None if args.memory_limit is None else parse_size(args.memory_limit, what="--memory-limit")
-    if limit == 0:
-        raise UsageError("--memory-limit must be more than 0")
-    if not 0 < args.interrupt_at < args.kill_at <= 1:
-        raise UsageError(f"--interrupt-at {args.interrupt_at:g} and --kill-at {args.kill_at:g}: expected "
-                         "0 < interrupt-at < kill-at <= 1 (shares of the memory limit)")
-    return GuardConfig(limit, bool(args.guard), float(args.interrupt_at), float(args.kill_at))
+    return GuardConfig.from_options(args.memory_limit, args.guard, args.interrupt_at, args.kill_at)
 
 
 def _warn_provisioner() -> None:
@@ -140,17 +133,6 @@ def _session_entry(record: dict[str, Any]) -> dict[str, Any]:
     return {key: record.get(key) for key in keys}
 
 
-def _age(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
-
-
 def _spec_line(spec: Kernelspec, entry: dict[str, Any]) -> str:
     where = (f"built in (ipykernel's {spec.resource_dir}; install creates a user kernelspec)"
              if spec.source == "builtin" else spec.resource_dir)
@@ -169,7 +151,7 @@ def _spec_line(spec: Kernelspec, entry: dict[str, Any]) -> str:
 def _status(args: argparse.Namespace) -> int:
     specs = _kernelspecs()
     kernels = [(spec, _spec_entry(spec)) for spec in specs]
-    running = [_session_entry(r) for r in running_sessions()]
+    running = [_session_entry(r) for r in monitored_sessions()]
     visible = provisioner_visible()
     if args.format == "json":
         doc = {"version": JSON_VERSION, "provisioner_visible": visible,
@@ -182,7 +164,7 @@ def _status(args: argparse.Namespace) -> int:
         print("running monitored kernels:" if running else "running monitored kernels: none")
         for r in running:
             name = f", kernelspec {r['kernelspec']}" if r["kernelspec"] else ""
-            print(f"  {r['kernel_id']}: {r['notebook'] or 'no notebook'}, pid {r['pid']}, up {_age(r['uptime'])} "
+            print(f"  {r['kernel_id']}: {r['notebook'] or 'no notebook'}, pid {r['pid']}, up {format_duration(r['uptime'])} "
                   f"({r['supervisor'] or 'unknown supervisor'}{name})")
     if any(entry["monitored"] == "provisioner" for _, entry in kernels) and not visible:
         _warn_provisioner()

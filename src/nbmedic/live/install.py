@@ -29,16 +29,14 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nbmedic.errors import NbmedicError
 from nbmedic.kernelspecs import Kernelspec
-from nbmedic.live.paths import SESSION, kernels_dir, read_json
+from nbmedic.live.guard import GuardConfig
 from nbmedic.notebook.io import atomic_write_bytes
-from nbmedic.units import format_bytes
 
 __all__ = [
     "BACKUP_SUFFIX",
@@ -60,7 +58,6 @@ __all__ = [
     "nbmedic_command",
     "provisioner_visible",
     "render_json",
-    "running_sessions",
     "spec_monitoring",
     "strip_monitoring",
     "uninstall_spec",
@@ -74,8 +71,6 @@ LOCAL_PROVISIONER = "local-provisioner"  # jupyter_client's default: replacing i
 BACKUP_SUFFIX = ".nbmedic-backup"
 CREATED_KEY = "created_by_monitor_install"
 WRAPPER_COMMAND = "kernel-wrapper"
-#: a session whose process started later than this after ``started`` is a reused pid
-PID_REUSE_SLACK = 2.0
 
 Mode = Literal["provisioner", "wrapper"]
 _NBMEDIC_PROGRAM = re.compile(r"(?:jupyter-)?nbmedic(?:\.exe)?", re.IGNORECASE)
@@ -83,51 +78,6 @@ _BOM = b"\xef\xbb\xbf"
 
 
 # --- the options ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GuardConfig:
-    """The memory guard's settings, as the provisioner's config and the wrapper's flags carry them."""
-
-    memory_limit: int | None = None  # bytes; None: the cgroup's limit, if any
-    guard: bool = True
-    interrupt_at: float = 0.90
-    kill_at: float = 0.97
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"memory_limit": self.memory_limit, "guard": self.guard, "interrupt_at": self.interrupt_at,
-                "kill_at": self.kill_at}
-
-    @classmethod
-    def from_dict(cls, data: object) -> GuardConfig:
-        """Leniently: a missing or odd value is the default."""
-        d = data if isinstance(data, Mapping) else {}
-        limit, guard = d.get("memory_limit"), d.get("guard")
-        return cls(memory_limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
-                   guard=guard if isinstance(guard, bool) else True,
-                   interrupt_at=_number(d.get("interrupt_at"), cls.interrupt_at),
-                   kill_at=_number(d.get("kill_at"), cls.kill_at))
-
-    def flags(self) -> list[str]:
-        """``kernel-wrapper``'s options for these settings."""
-        out = [] if self.memory_limit is None else ["--memory-limit", str(self.memory_limit)]
-        out += [] if self.guard else ["--no-guard"]
-        return [*out, "--interrupt-at", repr(float(self.interrupt_at)), "--kill-at", repr(float(self.kill_at))]
-
-    def describe(self) -> str:
-        limit = "memory limit " + (format_bytes(self.memory_limit) if self.memory_limit is not None
-                                   else "from the cgroup, if any")
-        if not self.guard:
-            return f"{limit}, guard off"
-        return f"{limit}, guard on: interrupt at {_percent(self.interrupt_at)}, kill at {_percent(self.kill_at)}"
-
-
-def _number(value: object, default: float) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-
-def _percent(share: float) -> str:
-    return f"{share * 100:g} %"
-
 
 @dataclass(frozen=True)
 class Monitoring:
@@ -584,38 +534,4 @@ def provisioner_visible(path: Sequence[str] | None = None) -> bool:
     dists = distributions() if path is None else distributions(path=list(path))
     return any(ep.group == ENTRY_POINT_GROUP and ep.name == PROVISIONER_NAME
                for dist in dists for ep in dist.entry_points)
-
-
-def _alive(pid: int, started: float) -> bool:
-    import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency, heavy at import
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return bool(proc.create_time() <= started + PID_REUSE_SLACK)
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-
-
-def running_sessions(now: float | None = None) -> list[dict[str, Any]]:
-    """The monitored kernels running now: each ``session.json`` whose process is alive (and is the one
-    that started then, not a reused pid), oldest first, with its ``uptime`` in seconds."""
-    now = time.time() if now is None else now
-    folder = kernels_dir()
-    try:
-        entries = sorted(os.listdir(folder))
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        record = read_json(os.path.join(folder, entry, SESSION))
-        if record is None:
-            continue
-        pid, started = record.get("pid"), record.get("started")
-        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(started, (int, float)):
-            continue
-        if _alive(pid, float(started)):
-            out.append({**record, "uptime": max(0.0, now - float(started))})
-    return sorted(out, key=lambda r: (r["started"], str(r.get("kernel_id"))))
 

@@ -27,10 +27,10 @@ from typing import Any
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from nbmedic.execute.cgroup import read_cgroup
-from nbmedic.live.paths import CELL, SESSION, kernels_dir, read_json
+from nbmedic.live.paths import CELL, SESSION, connection_file_of, kernel_id_of, kernels_dir, read_json
 
 __all__ = ["LiveKernel", "RunningCell", "catches_signal", "cell_label", "format_duration", "kernel_id_of",
-           "running_kernels", "same_path", "source_line"]
+           "monitored_sessions", "running_kernels", "same_path", "source_line"]
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 _CREATE_SLACK = 1.0  # a kernel's process may be created up to this long after its session's "started"
@@ -128,17 +128,6 @@ def same_path(a: str | None, b: str | None) -> bool:
     return na == nb or os.path.realpath(na) == os.path.realpath(nb)
 
 
-def kernel_id_of(connection_file: str) -> str:
-    """``kernel-<id>.json`` -> ``<id>``; a bare ``kernel.json`` is named after its folder."""
-    stem = os.path.basename(connection_file)
-    stem = stem.removesuffix(".json")
-    if stem.startswith("kernel-") and len(stem) > len("kernel-"):
-        return stem[len("kernel-"):]
-    if stem == "kernel":
-        return os.path.basename(os.path.dirname(os.path.abspath(connection_file))) or stem
-    return stem
-
-
 def catches_signal(pid: int, sig: int = signal.SIGUSR1) -> bool | None:
     """Has ``pid`` a handler for ``sig`` (``SigCgt`` of ``/proc/<pid>/status``)?  None when unknown.
 
@@ -219,16 +208,6 @@ def _monitored(procs: Mapping[int, _Proc], now: float) -> list[tuple[LiveKernel,
 # --- unmonitored kernels --------------------------------------------------------------------------------
 
 
-def _flag_value(cmdline: tuple[str, ...]) -> str | None:
-    """The connection file of a ``-f FILE`` / ``--f=FILE`` argument."""
-    for i, arg in enumerate(cmdline):
-        if arg in ("-f", "--f") and i + 1 < len(cmdline):
-            return cmdline[i + 1]
-        if arg.startswith(("-f=", "--f=")):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _is_ipykernel(cmdline: tuple[str, ...]) -> bool:
     return any(os.path.basename(arg).startswith("ipykernel") for arg in cmdline[:4])
 
@@ -251,7 +230,7 @@ def _references(proc: _Proc, files: set[str]) -> str | None:
         if value in files:
             return value
     if _is_ipykernel(proc.cmdline):
-        return _flag_value(proc.cmdline)
+        return connection_file_of(proc.cmdline)
     return None
 
 
@@ -259,7 +238,7 @@ def _pick(group: list[_Proc], path: str) -> _Proc:
     """Of the processes naming one connection file, the kernel: started with ``-f FILE`` (not a client
     such as ``jupyter console --existing``), the topmost of them (a launcher script above its kernel)."""
     pids = {p.pid for p in group}
-    return min(group, key=lambda p: (_flag_value(p.cmdline) != path, p.ppid in pids, p.create_time, p.pid))
+    return min(group, key=lambda p: (connection_file_of(p.cmdline) != path, p.ppid in pids, p.create_time, p.pid))
 
 
 def _session_name(pid: int) -> str | None:
@@ -356,6 +335,15 @@ def _limit(kernel: LiveKernel, session: Mapping[str, Any] | None, machine: int) 
         kernel.limit, kernel.limit_source = cgroup.limit, "cgroup"
         return
     kernel.limit, kernel.limit_source = machine, "machine"
+
+
+def monitored_sessions() -> list[dict[str, Any]]:
+    """The session records of the monitored kernels running now (a reused pid is not one), oldest first,
+    each with its ``uptime`` in seconds."""
+    now = time.time()
+    found = [{**session, "uptime": max(0.0, now - float(session.get("started") or now))}
+             for _, session in _monitored(_scan(), now)]
+    return sorted(found, key=lambda r: (float(r.get("started") or 0), str(r.get("kernel_id"))))
 
 
 def running_kernels(*, cpu_interval: float = 0.2) -> list[LiveKernel]:

@@ -53,11 +53,12 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "CELL", "ENV_INCIDENTS_DIR", "ENV_KERNEL_ID", "ENV_LIVE_DIR", "ENV_NOTICES_DIR", "EXITED", "FAULTHANDLER",
-    "GUARD", "SESSION", "incident_path", "incidents_dir", "kernel_dir", "kernels_dir", "live_root",
+    "GUARD", "SESSION", "connection_file_of", "incident_path", "incidents_dir", "kernel_dir", "kernel_id_of", "kernels_dir", "live_root",
     "notebook_key", "notice_paths", "notices_dir", "read_json", "remove", "write_json",
 ]
 
@@ -125,6 +126,32 @@ def notice_paths(kernel_id: str, notebook: str | None) -> list[str]:
     if notebook:
         out.append(os.path.join(notices_dir(), f"notebook-{notebook_key(notebook)}.json"))
     return out
+
+
+_CONNECTION_FLAGS = ("-f", "--f", "--ConnectionFileMixin.connection_file", "--IPKernelApp.connection_file")
+
+
+def connection_file_of(argv: Sequence[str]) -> str | None:
+    """The connection file named on a kernel's command line (``-f FILE``, ``--f=FILE``, the traitlets forms)."""
+    for i, arg in enumerate(argv):
+        if arg in _CONNECTION_FLAGS:
+            return argv[i + 1] if i + 1 < len(argv) else None
+        for flag in _CONNECTION_FLAGS:
+            if arg.startswith(flag + "="):
+                return arg[len(flag) + 1:]
+    return None
+
+
+def kernel_id_of(connection_file: str) -> str:
+    """``kernel-<id>.json`` -> ``<id>``; a bare ``kernel.json`` is named after its folder."""
+    stem = os.path.basename(connection_file)
+    stem = stem.removesuffix(".json")
+    if stem.startswith("kernel-") and len(stem) > len("kernel-"):
+        return stem[len("kernel-"):]
+    if stem == "kernel":
+        return os.path.basename(os.path.dirname(os.path.abspath(connection_file))) or stem
+    return stem
+
 
 
 def write_json(path: str, record: Any) -> None:

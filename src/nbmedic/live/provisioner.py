@@ -24,7 +24,8 @@ from typing import Any
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Bool, Float, Integer
 
-from nbmedic.live.session import GuardConfig, Supervision, resolve_notebook
+from nbmedic.live.guard import GuardConfig
+from nbmedic.live.session import Supervision, resolve_notebook
 
 __all__ = ["NbmedicProvisioner"]
 

@@ -25,13 +25,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from nbmedic.execute.cgroup import host_oom_kills
 from nbmedic.execute.forensics import DeathFacts, diagnose_death, host_memory_total, memory_limits
 from nbmedic.execute.signals import signal_name
 from nbmedic.findings import Finding
+from nbmedic.live.guard import GuardConfig
 from nbmedic.live.incidents import local_time, new_incident_id, save_incident
 from nbmedic.live.kmsg import oom_kill_line
 from nbmedic.live.launch import monitored_argv, monitored_env, prepare_live_dir
@@ -48,19 +48,11 @@ from nbmedic.live.paths import (
 )
 from nbmedic.live.sampler import GuardEvent, LiveSampler
 
-__all__ = ["GuardConfig", "Supervision", "banner"]
+__all__ = ["Supervision", "banner", "cell_label", "resolve_notebook"]
 
 _FAULTHANDLER_MAX = 20_000  # characters of the faulthandler file kept in an incident
 _TIMELINE_MAX = 3000  # samples of the memory timeline kept in an incident
 _EXIT_GRACE = 0.25  # seconds the sampler waits for a shutdown request to be known before calling it a death
-
-
-@dataclass(frozen=True)
-class GuardConfig:
-    memory_limit: int | None = None
-    guard: bool = True
-    interrupt_at: float = 0.90
-    kill_at: float = 0.97
 
 
 def resolve_notebook(session_name: str | None, cwd: str | None) -> str | None:

@@ -19,7 +19,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -28,11 +27,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from nbmedic.errors import UsageError
-from nbmedic.live.session import GuardConfig, Supervision, resolve_notebook
+from nbmedic.live.guard import GuardConfig
+from nbmedic.live.paths import connection_file_of, kernel_id_of
+from nbmedic.live.session import Supervision, resolve_notebook
 
 __all__ = ["kernel_id_from_argv", "run_wrapper"]
 
-_CONNECTION_FILE = re.compile(r"kernel-(?P<id>.+)\.json$")
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
                   signal.SIGFPE, signal.SIGILL, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU,
                   signal.SIGPIPE}
@@ -40,21 +40,10 @@ _PR_SET_PDEATHSIG = 1
 _PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
 
 
-def _connection_file(argv: Sequence[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg in ("-f", "--f", "--ConnectionFileMixin.connection_file", "--IPKernelApp.connection_file"):
-            return argv[i + 1] if i + 1 < len(argv) else None
-        for flag in ("--f=", "--ConnectionFileMixin.connection_file=", "--IPKernelApp.connection_file="):
-            if arg.startswith(flag):
-                return arg[len(flag):]
-    return None
-
-
 def kernel_id_from_argv(argv: Sequence[str]) -> str:
     """The kernel id a Jupyter client gave the connection file (``kernel-<id>.json``), else a new one."""
-    path = _connection_file(argv)
-    match = _CONNECTION_FILE.search(os.path.basename(path)) if path else None
-    return match.group("id") if match else f"wrapper-{secrets.token_hex(8)}"
+    path = connection_file_of(argv)
+    return kernel_id_of(path) if path else f"wrapper-{secrets.token_hex(8)}"
 
 
 def _child_setup() -> None:  # runs in the child between fork and exec
