@@ -178,3 +178,49 @@ def test_a_shutdown_or_restart_asked_for_is_not_an_incident(
     asyncio.run(scenario())
     assert incidents(jupyter_home["data"]) == []
     assert not list((jupyter_home["runtime"] / "nbmedic" / "kernels").glob("*")), "the kernel folder is removed"
+
+
+def test_a_non_python_kernel_is_watched_for_process_facts(jupyter_home: dict[str, Path], notebook: Path) -> None:
+    """No agent, no faulthandler (argv unchanged), but its death is still an incident."""
+    import signal
+    import sys
+
+    argv = [sys.executable, "-c", "import sys, time; time.sleep(120)", "{connection_file}"]
+    write_kernelspec(jupyter_home["data"], "other", provisioner={}, argv=argv, language="bash")
+
+    async def scenario() -> dict[str, Any]:
+        from jupyter_client.ioloop import AsyncIOLoopKernelManager
+
+        km = AsyncIOLoopKernelManager(kernel_name="other")
+        await km.start_kernel(env=dict(os.environ, JPY_SESSION_NAME=str(notebook)))
+        try:
+            session = json.loads((jupyter_home["runtime"] / "nbmedic" / "kernels" / km.kernel_id
+                                  / "session.json").read_text())
+            assert session["python"] is False and session["faulthandler"] is None
+            assert session["argv"][:3] == argv[:3], "the command line is not touched"
+            os.kill(km.provisioner.pid, signal.SIGTERM)
+            found = await asyncio.to_thread(wait_for, lambda: incidents(jupyter_home["data"]), 30, "an incident")
+            return dict(found[0])
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    incident = asyncio.run(scenario())
+    assert incident["finding"]["code"] == "RN100" and incident["signal"] == "SIGTERM"
+    assert incident["cell"] is None and incident["faulthandler"] == ""
+    assert "between cells" in incident["finding"]["message"]
+
+
+def test_the_oom_killer_line_is_read_from_the_kernel_log(tmp_path: Path) -> None:
+    from nbmedic.live.kmsg import oom_kill_line
+
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text(
+        "6,100,1000,-;eth0: link up\n"
+        "3,101,2000,-;Out of memory: Killed process 4242 (python) total-vm:9000kB, anon-rss:8000kB\n"
+        " SUBSYSTEM=memory\n"
+        "3,102,3000,-;Memory cgroup out of memory: Killed process 42 (python) total-vm:1kB\n")
+    assert oom_kill_line(4242, path=str(kmsg)) == \
+        "Out of memory: Killed process 4242 (python) total-vm:9000kB, anon-rss:8000kB"
+    assert oom_kill_line(42, path=str(kmsg)).startswith("Memory cgroup out of memory: Killed process 42 ")
+    assert oom_kill_line(424, path=str(kmsg)) is None
+    assert oom_kill_line(4242, path=str(tmp_path / "missing")) is None

@@ -36,10 +36,13 @@ def oom_kill_line(pid: int | None, *, path: str = "/dev/kmsg") -> str | None:
                 continue  # EPIPE: a record was overwritten while reading; the next one follows
             if not record:
                 break
-            text = record.decode("utf-8", "replace")
-            message = text.split(";", 1)[-1].splitlines()[0] if ";" in text else text.strip()
-            if pattern.search(message):
-                found = message.strip()
+            for line in record.decode("utf-8", "replace").splitlines():
+                # "<prio>,<seq>,<usec>,<flags>;<message>"; continuation lines (" KEY=value") start with a space
+                if line.startswith(" ") or ";" not in line:
+                    continue
+                message = line.split(";", 1)[1].strip()
+                if pattern.search(message):
+                    found = message
     finally:
         os.close(fd)
     return found
