@@ -14,8 +14,11 @@ from tests.livehelpers import JupyterServer, KernelSocket, incidents, streams, w
 
 
 @pytest.fixture
-def server(tmp_path: Path, jupyter_home: dict[str, Path]) -> Iterator[JupyterServer]:
-    write_kernelspec(jupyter_home["data"], "monitored", provisioner={"guard": True})
+def server(tmp_path: Path, jupyter_home: dict[str, Path],
+           run_cli: Callable[..., tuple[int, str, str]]) -> Iterator[JupyterServer]:
+    write_kernelspec(jupyter_home["data"], "monitored")
+    code, out, err = run_cli("monitor", "install", "monitored", "--memory-limit", "4G")
+    assert code == 0 and "monitored by the nbmedic provisioner" in out, out + err
     root = tmp_path / "root"
     (root / "work").mkdir(parents=True)
     (root / "work" / "analysis.ipynb").write_text(json.dumps(
