@@ -25,11 +25,10 @@ class Live:
         self.name = name
         self.notebook = notebook
 
-    async def __aenter__(self) -> Live:
+    async def __aenter__(self) -> Live:  # noqa: PYI034 - typing.Self needs Python 3.11
         from jupyter_client.ioloop import AsyncIOLoopKernelManager
 
         self.km = AsyncIOLoopKernelManager(kernel_name=self.name)
-        self.km.restarter_class  # noqa: B018 - the restarter jupyter_server uses
         env = dict(os.environ, JPY_SESSION_NAME=str(self.notebook))
         await self.km.start_kernel(env=env, cwd=str(self.notebook.parent))
         self.km.start_restarter()

@@ -114,3 +114,52 @@ def test_kernel_wrapper_without_argv_is_a_usage_error(
         jupyter_home: dict[str, Path], run_cli: Any) -> None:
     code, _, err = run_cli("kernel-wrapper", "--")
     assert code == 2 and "needs the kernel's command line" in err
+
+
+def test_a_wrapper_kernelspec_under_jupyter_client_interrupts_restarts_and_leaves_no_orphan(
+        jupyter_home: dict[str, Path], run_cli: Any) -> None:
+    """What JupyterLab does with a kernelspec installed with --wrapper: interrupt, restart, shut down."""
+    import asyncio
+
+    import psutil
+
+    from tests.livehelpers import write_kernelspec
+
+    write_kernelspec(jupyter_home["data"], "wrapped")
+    code, out, err = run_cli("monitor", "install", "wrapped", "--wrapper")
+    assert code == 0, out + err
+    spec = json.loads((jupyter_home["data"] / "kernels" / "wrapped" / "kernel.json").read_text())
+    assert spec["argv"][1] == "kernel-wrapper" and spec["argv"][-4:-1] == ["-m", "ipykernel_launcher", "-f"]
+
+    async def scenario() -> list[int]:
+        from jupyter_client.manager import AsyncKernelManager
+
+        km = AsyncKernelManager(kernel_name="wrapped")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            wrapper = psutil.Process(km.provisioner.pid)
+            kernels = [p.pid for p in wrapper.children()]
+            msg_id = kc.execute("import time\nwhile True: time.sleep(0.05)")
+            await asyncio.sleep(1.0)
+            await km.interrupt_kernel()
+            while True:
+                reply = await kc.get_shell_msg(timeout=30)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            await km.restart_kernel(now=True)
+            await kc.wait_for_ready(timeout=60)
+            kernels += [p.pid for p in psutil.Process(km.provisioner.pid).children()]
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=False)
+        return kernels
+
+    kernels = asyncio.run(scenario())
+    assert len(kernels) == 2
+    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                             for pid in kernels), 10, "every kernel process to be gone")
+    assert incidents(jupyter_home["data"]) == [], "an interrupt, a restart and a shutdown are not incidents"
