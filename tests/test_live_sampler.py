@@ -27,6 +27,7 @@ import pytest
 
 from nbmedic.execute.result import Sample
 from nbmedic.live.sampler import CONFIGURED_LIMIT, RING_MAX_BYTES, GuardEvent, LiveSampler, SampleRing
+from tests.livehelpers import wait_for
 
 MIB = 1 << 20
 
@@ -141,13 +142,7 @@ def samplers() -> Iterator[list[LiveSampler]]:
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 15.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+    return wait_for(cond, timeout, "the condition", interval=0.01)
 
 
 def wait_samples(s: LiveSampler, n: int) -> None:
