@@ -96,6 +96,7 @@ _LAYOUTS: dict[str, str] = {
     "RN160": "diff mime_types stored_outputs:count new_outputs:count image_sizes:bytes stored_cell:number",
     "RN170": "output error errno:number",
     "RN171": "error",
+    "RN180": "worker error attempts:count scheduler",
     "EN200": "kernel argv resource_dir",
     "EN201": "kernel interpreter prefix python_version",
     "EN202": "kernel startup_timeout:seconds argv stderr_tail pid:number resource_dir",

@@ -139,6 +139,10 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "no space or permission)", "choose another `-o`/`--output-dir`, or free space / fix permissions there"),
     CodeInfo("RN171", "error", "the notebook's own run settings (`metadata.nbmedic`) are invalid, so it was not run",
              "correct the value named in the message, e.g. `\"cell_timeout\": 30`, `\"memory_limit\": \"2G\"`"),
+    CodeInfo("RN180", "warning", "the Dask worker running the notebook was lost (the worker process died or left "
+             "the cluster); the notebook was run again on another worker",
+             "look at the worker's memory limit and logs (a worker killed by its nanny for memory); the result "
+             "shown is the retry's"),
     CodeInfo("RN160", "warning", "re-executed outputs differ from the stored ones (`--compare`)",
              "pin what varies (random seeds, package versions, data snapshots), or accept the new outputs"),
 

@@ -53,6 +53,16 @@ def _add_run_options(p: argparse.ArgumentParser, *, doctor: bool = False) -> Non
     g.add_argument("--compare", action="store_true", default=None,
                    help="compare the new outputs with the stored ones (RN160)")
     g.add_argument("--debug", metavar="FILE", help="write every kernel message to FILE as JSON lines")
+    g.add_argument("--no-fork", action="store_true", default=None,
+                   help="start every kernel the normal way instead of forking it from a warm template process")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the batch on a Dask cluster: tcp://HOST:PORT, or `local` for a LocalCluster "
+                   "(default: $DASK_SCHEDULER_ADDRESS when set; needs `pip install 'nbmedic[dask]'`)")
+    g.add_argument("--grid", metavar="YAML",
+                   help="a parameter sweep: a mapping of parameter -> list of values; one run per combination")
+    g.add_argument("--report", action="append", default=[], metavar="FILE",
+                   help="also write the results to FILE; its extension picks the format (.xml: JUnit); repeatable")
+    g.add_argument("--junit-cells", action="store_true", help="JUnit: one testcase per cell instead of per notebook")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,8 @@ from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_ar
 from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.config import Config
 from nbmedic.envs import probes
-from nbmedic.execute.batch import RunJob, execute, run_note
+from nbmedic.execute.batch import execute, run_note
+from nbmedic.execute.jobs import RunJob
 from nbmedic.execute.options import project_options
 from nbmedic.findings import Finding, exit_code
 from nbmedic.live.incidents import incident_findings, list_incidents

@@ -18,8 +18,9 @@ from nbmedic.commands.common import emit, kept, resolver_from_args
 from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.envs.probes import drift
 from nbmedic.errors import UsageError
-from nbmedic.execute.batch import RunJob, execute, run_note
+from nbmedic.execute.batch import execute, run_note
 from nbmedic.execute.compare import compare_outputs
+from nbmedic.execute.jobs import RunJob
 from nbmedic.execute.options import project_options
 from nbmedic.execute.result import RunResult
 from nbmedic.findings import Finding

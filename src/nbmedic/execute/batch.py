@@ -8,39 +8,25 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from typing import Any
 
-from nbmedic.execute.options import RunOptions
+from nbmedic.execute.cluster import execute_on_cluster
+from nbmedic.execute.jobs import RunJob, run_job
 from nbmedic.execute.result import RunResult
-from nbmedic.execute.runner import run_notebook
 from nbmedic.units import format_bytes
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """One notebook to run: its identity, options, the parsed notebook, where to write the result."""
-
-    path: str
-    options: RunOptions
-    nb: dict[str, Any] | None = None  # None: read from ``path`` by the runner
-    output: str | None = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-
-def run_job(job: RunJob, progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Run one notebook (top level, so a process pool can call it)."""
-    return run_notebook(job.path, job.options, nb=job.nb, output=job.output, progress=progress, **job.overrides)
 
 
 def execute(jobs: Sequence[RunJob], workers: int,
             on_done: Callable[[int, RunResult], None] | None = None,
-            on_cell: Callable[[int, int, int], None] | None = None) -> list[RunResult]:
+            on_cell: Callable[[int, int, int], None] | None = None,
+            scheduler: str | None = None) -> list[RunResult]:
     """Run every job, ``workers`` at a time (one kernel each); results in the order of ``jobs``.
 
-    ``on_cell(job, done, total)`` reports cells as they finish (sequential runs only)."""
+    ``on_cell(job, done, total)`` reports cells as they finish (sequential runs only).  With ``scheduler``
+    (a Dask scheduler address, or ``local``) the jobs run as tasks on that cluster instead."""
+    if scheduler:
+        return execute_on_cluster(jobs, scheduler, on_done=on_done)
     results: list[RunResult | None] = [None] * len(jobs)
     if workers <= 1:
         for i, job in enumerate(jobs):

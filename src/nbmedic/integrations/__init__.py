@@ -1,0 +1,1 @@
+"""nbmedic inside the tools people already use: a pytest plugin and a papermill engine (entry points)."""

@@ -1,0 +1,3 @@
+"""A papermill engine (entry point ``papermill.engine``, name ``nbmedic``)."""
+
+from __future__ import annotations
