@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nbmedic.commands.common import emit, kept, resolver_from_args
-from nbmedic.commands.runargs import cli_overrides, jobs_from_args
+from nbmedic.commands.runargs import cli_overrides, jobs_from_args, scheduler_from_args
 from nbmedic.envs.probes import drift
 from nbmedic.errors import UsageError
 from nbmedic.execute.batch import execute, run_note
@@ -123,7 +123,8 @@ def _run_all(files: Sequence[NotebookFile], args: argparse.Namespace) -> list[Ru
             for file in files if file.nb is not None]
     progress = _Progress([job.path for job in jobs])
     try:
-        ran = iter(execute(jobs, jobs_from_args(args, len(jobs)), progress.done, progress.cell) if jobs else [])
+        ran = iter(execute(jobs, jobs_from_args(args, len(jobs)), progress.done, progress.cell,
+                           scheduler=scheduler_from_args(args)) if jobs else [])
     finally:
         progress.close()
     return [next(ran) if file.nb is not None else RunResult(path=file.name, status="not-started",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from nbmedic.errors import UsageError
@@ -27,6 +28,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
             args, "memory_limit", None) else None,
         "max_output": parse_size(args.max_output, what="--max-output") if getattr(
             args, "max_output", None) else None,
+        "fork": False if getattr(args, "no_fork", None) else None,
     }
     params = parameters_from_args(args)
     if params:
@@ -51,3 +53,9 @@ def jobs_from_args(args: argparse.Namespace, count: int, *, default: int = 1) ->
     if jobs is not None and jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
     return max(1, min(jobs or default, count))
+
+
+def scheduler_from_args(args: argparse.Namespace) -> str | None:
+    """``--scheduler``, else ``$DASK_SCHEDULER_ADDRESS``; None: this machine's process pool."""
+    value = getattr(args, "scheduler", None) or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    return value.strip() if value else None

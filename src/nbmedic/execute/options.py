@@ -17,7 +17,7 @@ from nbmedic.units import parse_size
 _SIZE_FIELDS = {"memory_limit", "max_output"}
 _SECONDS_FIELDS = {"cell_timeout", "timeout", "startup_timeout", "stall_after", "interrupt_grace",
                    "sample_interval"}
-_BOOL_FIELDS = {"allow_errors", "compare"}
+_BOOL_FIELDS = {"allow_errors", "compare", "fork"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class RunOptions:
     debug_file: str | None = None  # every kernel message as JSON lines
     parameters: Mapping[str, Any] = field(default_factory=dict)
     cwd: str | None = None  # working directory of the kernel; None = the notebook's folder
+    fork: bool = True  # start the kernel by forking a warm template process when the kernelspec allows it
 
     def merged(self, **overrides: Any) -> RunOptions:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
