@@ -11,7 +11,11 @@
   notebook through a pipe, so a dump written to stderr would both pollute the cell's output and be
   lost when the process dies; a separate file avoids both.  The user namespace stays clean;
 * the kernel's return code (-9 SIGKILL, -11 SIGSEGV, 3 for ``os._exit(3)``) is kept before
-  jupyter_client's clean-up forgets it.
+  jupyter_client's clean-up forgets it;
+* with ``fork=True`` an IPython kernel of this interpreter is forked from a warm template process
+  (``forkstart.py``) instead of being launched: jupyter_client still writes the connection file and
+  drives interrupts and shutdown, only the launch differs (``start_path`` says which was used, and
+  ``fork_note`` why a fork was not possible).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Mapping
 from typing import IO, Any, TypeVar
 
+from nbmedic.execute.forkstart import ForkedProcess, fork_provisioner, spec_refusal
 from nbmedic.execute.startup import KernelStartError, StartFacts, StartFailure
 from nbmedic.kernelspecs import installed_kernels
 
@@ -106,8 +112,12 @@ class Kernel:
     """A kernel process and a client connected to it.  Use ``start()`` then ``close()`` (always)."""
 
     def __init__(self, kernel_name: str, *, cwd: str, path: str | None = None,
-                 debug: DebugLog | None = None, extra_env: Mapping[str, str] | None = None) -> None:
+                 debug: DebugLog | None = None, extra_env: Mapping[str, str] | None = None,
+                 fork: bool = False) -> None:
         self.kernel_name = kernel_name
+        self.fork = fork  # fork an IPython kernel of this interpreter from a warm template when possible
+        self.start_path = "normal"  # "fork" once a forked kernel started
+        self.fork_note: str | None = None  # why the kernel was not forked (when fork was asked for)
         self.cwd = cwd
         self.path = path  # the notebook, for findings
         self.debug = debug
@@ -161,6 +171,8 @@ class Kernel:
         km.shutdown_wait_time = 2.0
         spec = self._spec(km)
         env, extra = self._launch_settings(km, spec)
+        if self.fork:
+            self._use_fork(km, spec)
         self._launch(km, env, extra, startup_timeout, getattr(spec, "resource_dir", None))
         self._connect(km)
         assert self._launched_at is not None
@@ -176,6 +188,20 @@ class Kernel:
         self.language = str(getattr(spec, "language", "") or "")
         self.argv = list(km.format_kernel_cmd())
         return spec
+
+    def _use_fork(self, km: Any, spec: Any) -> None:
+        """The forking provisioner for this kernel, unless its kernelspec rules it out."""
+        refusal = spec_refusal(spec, self.language)
+        if refusal:
+            self._not_forked(refusal)
+            return
+        km.kernel_id = km.kernel_id or str(uuid.uuid4())
+        km.provisioner = fork_provisioner(km, self._not_forked)
+
+    def _not_forked(self, why: str) -> None:
+        self.fork_note = why
+        if self.debug:
+            self.debug.event("fork-fallback", reason=why)
 
     def _launch_settings(self, km: Any, spec: Any) -> tuple[dict[str, str], list[str]]:
         """The kernel's environment and extra arguments (faulthandler to our file for ipykernel)."""
@@ -207,6 +233,7 @@ class Kernel:
         except Exception as exc:  # noqa: BLE001 - PermissionError; RuntimeError & co. for broken specs
             raise self._failed("launch-error", error=_error_text(exc), kernelspec=resource_dir) from None
         self._process = getattr(km.provisioner, "process", None)
+        self.start_path = "fork" if isinstance(self._process, ForkedProcess) else "normal"
         self.pid = getattr(self._process, "pid", None)
         if self.pid is not None:
             try:
@@ -214,7 +241,7 @@ class Kernel:
             except OSError:
                 self.pgid = None
         if self.debug:
-            self.debug.event("kernel-started", argv=self.argv, pid=self.pid)
+            self.debug.event("kernel-started", argv=self.argv, pid=self.pid, start=self.start_path)
 
     def _connect(self, km: Any) -> None:
         """A client on a private ZMQ context, its shell, iopub and stdin sockets in one poller."""

@@ -448,7 +448,8 @@ def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output:
     """Start the kernel, run the cells, shut the kernel down."""
     kernel_name = opts.kernel_name or kernel_name_of(nb)
     debug = DebugLog(opts.debug_file) if opts.debug_file else None
-    kernel = Kernel(kernel_name, cwd=opts.cwd or os.path.dirname(os.path.abspath(path)), path=path, debug=debug)
+    kernel = Kernel(kernel_name, cwd=opts.cwd or os.path.dirname(os.path.abspath(path)), path=path, debug=debug,
+                    fork=opts.fork)
     result = RunResult(path=path, status="not-started", kernel=kernel_name, output=output)
     run: _Run | None = None
     try:
