@@ -377,3 +377,36 @@ def test_refusals_name_the_reason(tmp_path: Path) -> None:
     assert "ipykernel_launcher" in (fork_refusal([PY, "-m", "other_kernel", "-f", "k.json"], env) or "")
     assert "'-c'" in (fork_refusal([PY, "-c", "pass", "-m", "ipykernel_launcher"], env) or "")
     assert "relative" in (fork_refusal(ok, {**env, "PYTHONPATH": "lib"}) or "")
+
+
+def test_preloads_are_in_the_kernel_before_its_first_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBMEDIC_FORK_PRELOAD", "wave, no_such_module_for_nbmedic")
+    nb = make_nb(tmp_path, "import sys\nprint('wave' in sys.modules)")
+    result = run_notebook(nb, fork=True, debug_file=str(tmp_path / "d.jsonl"))
+    assert result.status == "ok" and text_of(result.nb["cells"][0]) == "True\n"
+    started = [json.loads(line)["content"] for line in (tmp_path / "d.jsonl").read_text().splitlines()
+               if '"kernel-started"' in line]
+    assert started[0]["start"] == "fork" and started[0]["template"] in template_pids()
+    assert "ModuleNotFoundError" in started[0]["preload_failed"]["no_such_module_for_nbmedic"]
+    monkeypatch.delenv("NBMEDIC_FORK_PRELOAD")
+    plain = printed_json(run_notebook(make_nb(tmp_path, "import json, sys\nprint(json.dumps('wave' in sys.modules))",
+                                              name="plain.ipynb"), fork=True))
+    assert plain is False  # another environment, another template: nothing preloaded
+
+
+def test_a_template_without_ipykernel_falls_back_to_the_normal_start(tmp_path: Path,
+                                                                     jupyter_home: dict[str, Path]) -> None:
+    shadow = tmp_path / "shadow" / "ipykernel"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('this ipykernel is broken')\n", encoding="utf-8")
+    folder = kernelspec(jupyter_home["data"], "broken", ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    spec = json.loads((folder / "kernel.json").read_text(encoding="utf-8"))
+    spec["env"] = {"PYTHONPATH": str(tmp_path / "shadow")}
+    (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    nb = make_nb(tmp_path, "print('never')", kernelspec={"name": "broken", "display_name": "b", "language": "python"})
+    result = run_notebook(nb, fork=True, startup_timeout=30.0, debug_file=str(tmp_path / "d.jsonl"))
+    how = started_how(tmp_path / "d.jsonl")
+    assert "cannot import ipykernel" in how["reason"] and "this ipykernel is broken" in how["reason"]
+    assert result.status == "not-started"
+    assert [f.code for f in result.findings] == ["RN140"]
+    assert "this ipykernel is broken" in str(result.findings[0].evidence)

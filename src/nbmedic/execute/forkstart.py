@@ -168,9 +168,15 @@ class ForkedProcess:
 
     def __init__(self, template: _Template, pid: int, args: Sequence[str]) -> None:
         self._template = template
+        self.template_pid = template.pid
         self.pid = pid
         self.args = list(args)
         self.returncode: int | None = None
+
+    @property
+    def preload_failures(self) -> dict[str, str]:
+        """Modules the template could not import (the kernel imports them itself, if it can)."""
+        return dict((self._template.ready or {}).get("failed") or {})
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -236,6 +242,9 @@ class _Template:
             if left <= 0:
                 raise ForkUnavailable(f"the template was not ready within {timeout:g} s")
             self.pump(min(left, 0.1))
+        failed = self.ready.get("failed") or {}
+        if "ipykernel.kernelapp" in failed:  # the normal start says so in the user's terms
+            raise ForkUnavailable(f"the template cannot import ipykernel: {failed['ipykernel.kernelapp']}")
         threads = int(self.ready.get("threads", 1))
         if threads != 1:
             raise ForkUnavailable(f"the template has {threads} threads after its imports, so it cannot fork safely")

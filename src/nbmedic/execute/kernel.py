@@ -241,7 +241,10 @@ class Kernel:
             except OSError:
                 self.pgid = None
         if self.debug:
-            self.debug.event("kernel-started", argv=self.argv, pid=self.pid, start=self.start_path)
+            facts: dict[str, Any] = {}
+            if isinstance(self._process, ForkedProcess):
+                facts = {"template": self._process.template_pid, "preload_failed": self._process.preload_failures}
+            self.debug.event("kernel-started", argv=self.argv, pid=self.pid, start=self.start_path, **facts)
 
     def _connect(self, km: Any) -> None:
         """A client on a private ZMQ context, its shell, iopub and stdin sockets in one poller."""
