@@ -135,16 +135,31 @@ def test_strict_fails_on_warnings(pytester: pytest.Pytester, jupyter_home: dict[
 
 
 def test_options_and_their_precedence(pytester: pytest.Pytester, jupyter_home: dict[str, Path]) -> None:
-    """[tool.nbmedic.run] sets the cell timeout; --nbmedic-timeout overrides it; a missing kernel is RN140."""
-    pytester.makepyprojecttoml("[tool.nbmedic.run]\ncell_timeout = 1\n")
-    write(pytester.path / "slow.ipynb", notebook(code("import time\ntime.sleep(2.5)\nprint('slept')")))
-    by_project = pytester.runpytest("--nbmedic", "-p", "no:cacheprovider")
-    by_project.assert_outcomes(failed=1)
-    assert "RN110 error   cell 0: cell 0 ran past its 1 s timeout" in by_project.stdout.str()
-    pytester.runpytest("--nbmedic", "--nbmedic-timeout", "30", "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    missing = pytester.runpytest("--nbmedic", "--nbmedic-kernel", "no-such-kernel", "-p", "no:cacheprovider")
+    """The ini's nbmedic_timeout < [tool.nbmedic.run] < --nbmedic-timeout; a missing kernel is RN140."""
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nnbmedic_timeout = "1"\n')
+    (pytester.path / "project").mkdir()
+    (pytester.path / "project" / "pyproject.toml").write_text("[tool.nbmedic.run]\ncell_timeout = 30\n")
+    slow = notebook(code("import time\ntime.sleep(2)\nprint('slept')"))
+    write(pytester.path / "slow.ipynb", slow)
+    write(pytester.path / "project" / "slow.ipynb", slow)
+    session = pytester.runpytest("--nbmedic", "-v", "-p", "no:cacheprovider")
+    session.assert_outcomes(failed=1, passed=1)  # the ini's 1 s, and the project's 30 s over it
+    assert "RN110 error   cell 0: cell 0 ran past its 1 s timeout" in session.stdout.str()
+    assert "project/slow.ipynb::slow.ipynb PASSED" in session.stdout.str()
+    over = pytester.runpytest("--nbmedic", "--nbmedic-timeout", "30", "slow.ipynb", "-p", "no:cacheprovider")
+    over.assert_outcomes(passed=1)
+    missing = pytester.runpytest("--nbmedic", "--nbmedic-kernel", "no-such-kernel", "slow.ipynb",
+                                 "-p", "no:cacheprovider")
     missing.assert_outcomes(failed=1)
     assert "no kernel named 'no-such-kernel'" in missing.stdout.str()
+
+
+def test_memory_limit_option(pytester: pytest.Pytester, jupyter_home: dict[str, Path]) -> None:
+    grow = "import time\nchunks = []\nwhile True:\n    chunks.append(b'\\x01' * (32 * 2**20))\n    time.sleep(0.02)"
+    write(pytester.path / "grows.ipynb", notebook(code("print('small')"), code(grow)))
+    result = pytester.runpytest("--nbmedic", "--nbmedic-memory-limit", "200M", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert "RN101 error   cell 1: " in result.stdout.str() and "killed_by_watchdog: yes" in result.stdout.str()
 
 
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
