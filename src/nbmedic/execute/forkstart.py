@@ -30,6 +30,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import multiprocessing.util
 import os
 import select
 import shutil
@@ -368,6 +369,8 @@ def _template_for(program: str, flags: Sequence[str], env: Mapping[str, str]) ->
         _retire_idle()
         if not _AT_EXIT:
             atexit.register(shutdown_templates)
+            # a process pool's worker ends without atexit, but runs multiprocessing's finalizers
+            multiprocessing.util.Finalize(None, shutdown_templates, exitpriority=10)
             _AT_EXIT = True
         try:
             template = _Template(program, flags, env)
