@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from nbmedic.errors import UsageError
-from nbmedic.execute.params import load_params_file, parse_cli_value
+from nbmedic.execute.grid import Grid, grid_from_mapping
+from nbmedic.execute.params import load_params_file, load_params_yaml, parse_cli_value
 from nbmedic.units import parse_size
 
 
@@ -59,3 +61,37 @@ def scheduler_from_args(args: argparse.Namespace) -> str | None:
     """``--scheduler``, else ``$DASK_SCHEDULER_ADDRESS``; None: this machine's process pool."""
     value = getattr(args, "scheduler", None) or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     return value.strip() if value else None
+
+
+def grid_from_args(args: argparse.Namespace) -> Grid | None:
+    """``--grid FILE``: the sweep (a mapping of parameter -> list of values), None without the option.
+
+    Refused with one line: a missing or unreadable file, invalid YAML, not a mapping, a name that is not a
+    Python variable name, an empty list of values, a value listed twice, a parameter also given by
+    ``-p``/``-f`` (which one should win is not obvious, so neither does), and ``-o``/``--in-place`` (every
+    combination needs its own output)."""
+    source = getattr(args, "grid", None)
+    if not source:
+        return None
+    where = f"--grid {source}"
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{where}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{where}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+    grid = grid_from_mapping(load_params_yaml(text, where=where), where=where)
+    both = [name for name in grid if name in parameters_from_args(args)]
+    if both:
+        raise UsageError(f"{where}: {', '.join(both)} also given by -p/-f; give each parameter in one place")
+    if getattr(args, "output", None):
+        raise UsageError("-o/--output names one file; a --grid writes one notebook per combination "
+                         "(use --output-dir)")
+    if getattr(args, "in_place", False):
+        raise UsageError("--in-place would overwrite the notebook once per combination of --grid "
+                         "(use --output-dir)")
+    return grid
