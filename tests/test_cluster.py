@@ -239,8 +239,13 @@ def test_the_environment_variable_names_the_scheduler(run_cli: Run, tmp_path: Pa
     code_, doc, err = _doc(run_cli, str(nb))
     assert code_ == 0, err
     assert [r["status"] for r in doc["runs"]] == ["ok"]
-    ancestors = {int(pid) for pid in text_of(read_out(tmp_path / "where.out.ipynb")["cells"][0]).split()}
-    assert ancestors & cluster.worker_pids()  # the kernel was a child of a Dask worker
+    ancestors = [int(pid) for pid in text_of(read_out(tmp_path / "where.out.ipynb")["cells"][0]).split()]
+    assert set(ancestors) & cluster.worker_pids()  # the kernel ran under a Dask worker (forked by a template)
+    # started the normal way, the kernel is the worker's own child
+    code_, doc, err = _doc(run_cli, "--no-fork", str(nb))
+    assert code_ == 0, err
+    ancestors = [int(pid) for pid in text_of(read_out(tmp_path / "where.out.ipynb")["cells"][0]).split()]
+    assert ancestors[0] in cluster.worker_pids()
 
 
 def _free_port() -> int:
