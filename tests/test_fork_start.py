@@ -410,3 +410,24 @@ def test_a_template_without_ipykernel_falls_back_to_the_normal_start(tmp_path: P
     assert result.status == "not-started"
     assert [f.code for f in result.findings] == ["RN140"]
     assert "this ipykernel is broken" in str(result.findings[0].evidence)
+
+
+def test_the_umask_of_the_run_reaches_the_forked_kernel(kernels: Callable[..., Kernel]) -> None:
+    before = os.umask(0o027)
+    try:
+        kernel = kernels(fork=True)
+    finally:
+        os.umask(before)
+    assert run_code(kernel, "import os\nprint(oct(os.umask(0)))")[1] == "0o27\n"
+
+
+def test_a_lost_template_takes_its_kernels_and_the_next_start_gets_a_new_one(kernels: Callable[..., Kernel]) -> None:
+    kernel = kernels(fork=True)
+    _reply, text = run_code(kernel, "import os\nprint(os.getppid())")
+    template = int(text)
+    os.kill(template, signal.SIGKILL)
+    assert wait_for(lambda: kernel.returncode() is not None)
+    assert kernel.returncode() == -9 and wait_for(lambda: gone(kernel.pid or 0))
+    fresh = kernels(fork=True)
+    _reply, text = run_code(fresh, "import os\nprint(os.getppid())")
+    assert int(text) != template and int(text) in template_pids()

@@ -160,6 +160,20 @@ def _fileno(stream: Any) -> int | None:
         return None
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` would, for an instant, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o22)
+    os.umask(umask)
+    return umask
+
+
 class ForkedProcess:
     """A forked kernel as ``subprocess.Popen`` shows a process: ``pid``, ``poll``, ``wait``, signals."""
 
@@ -262,6 +276,7 @@ class _Template:
     def pump(self, timeout: float) -> None:
         """Take what the template sent (waiting up to ``timeout`` seconds for something)."""
         if self.broken:
+            time.sleep(min(timeout, 0.05))  # nothing more will come: no busy wait for a caller that loops
             return
         if timeout > 0:
             with contextlib.suppress(OSError, ValueError):
@@ -312,8 +327,7 @@ class _Template:
             self._next_id += 1
             ident = self._next_id
             self.pending[ident] = list(argv)
-        umask = os.umask(0o22)
-        os.umask(umask)
+        umask = _umask()
         request = {"op": "fork", "id": ident, "argv": list(argv), "module": module, "args": list(args),
                    "env": {**env, "JPY_PARENT_PID": str(self.pid)}, "cwd": cwd, "umask": umask}
         try:
