@@ -1,6 +1,16 @@
 """Run a batch of small notebooks, each in a fresh kernel: nbmedic against nbclient and papermill.
 
     python benchmarks/run_batch.py [--notebooks N] [--work S] [--repeat N] [--phases] [--keep DIR] [--json]
+    python benchmarks/run_batch.py --performance [--medium-work S] [--scheduler local] [--repeat N] [--json]
+
+``--performance`` is the scale-out comparison: a tiny batch (``--work``, 0.1 s of work per notebook) and a
+medium one (``--medium-work``, 1 s), ``--notebooks`` (20) each, every notebook in a fresh kernel, with
+``nbmedic run -j 2`` (kernels forked from a warm template, and ``--no-fork``), the papermill CLI one notebook
+after another and nbclient in one process one after another; ``--scheduler local`` adds ``nbmedic run -j 2
+--scheduler local`` (a 2-worker Dask LocalCluster).  It prints the ratios against the goals: on the tiny
+batch papermill CLI ÷ nbmedic ≥ 10 and nbclient ÷ nbmedic ≥ 5; on the medium batch nbmedic within 10 % of
+the ideal, the notebooks' total work ÷ the cores (total work: the CPU seconds the kernels spent in the
+cells, as nbmedic measured them in its own outputs).
 
 It writes ``--notebooks`` (20) small "report" notebooks (stdlib imports, ~``--work`` s (0.1) of arithmetic
 calibrated on this machine, a print, an HTML and a Markdown display, a result) into a temporary folder,
@@ -338,8 +348,12 @@ def run_case(case: str, paths: list[Path], out: Path) -> dict[str, Any]:
             errors.append(proc.stderr[-2000:])
     elif case.startswith("nbmedic-cli"):
         cmd = [script("nbmedic"), "run", "--output-dir", str(out)]
-        if case.endswith("-j2"):
+        if "-j2" in case:
             cmd += ["-j", "2"]
+        if case.endswith("-nofork"):
+            cmd += ["--no-fork"]
+        if case.endswith("-dask"):
+            cmd += ["--scheduler", "local"]
         proc = subprocess.run(cmd + names, env=env, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - began
         if proc.returncode != 0:
@@ -372,11 +386,15 @@ def run_case(case: str, paths: list[Path], out: Path) -> dict[str, Any]:
     return {"wall": wall, "loop": loop, "each": each, "cpu": cpu, "errors": errors}
 
 
-CASES = ["nbmedic-api", "nbmedic-cli", "nbmedic-cli-j2", "nbclient", "papermill-api", "papermill-cli"]
+DEFAULT_CASES = ["nbmedic-api", "nbmedic-cli", "nbmedic-cli-j2", "nbclient", "papermill-api", "papermill-cli"]
+CASES = [*DEFAULT_CASES, "nbmedic-cli-j2-nofork", "nbmedic-cli-j2-dask"]
+PERFORMANCE_CASES = ["nbmedic-cli-j2", "nbmedic-cli-j2-nofork", "nbclient", "papermill-cli"]
 LABELS = {
     "nbmedic-api": "nbmedic run_notebook()",
     "nbmedic-cli": "nbmedic run (CLI)",
     "nbmedic-cli-j2": "nbmedic run -j 2 (CLI)",
+    "nbmedic-cli-j2-nofork": "nbmedic run -j 2 --no-fork",
+    "nbmedic-cli-j2-dask": "nbmedic run -j 2 --scheduler local",
     "nbclient": "nbclient NotebookClient",
     "papermill-api": "papermill execute_notebook()",
     "papermill-cli": "papermill CLI (per notebook)",
@@ -420,6 +438,106 @@ def summarise(rows: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
     return out
 
 
+def timed(cases: list[str], paths: list[Path], work: Path, repeat: int, warmup: bool,
+          note: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
+    """Every case over ``paths`` ``repeat`` times, interleaved (after an untimed warm-up on two notebooks)."""
+    n = len(paths)
+    if warmup:
+        for case in cases:
+            r = run_case(case, paths[:2], work / "warmup" / case)
+            if r["errors"]:
+                raise SystemExit("warm-up failed:\n" + "\n".join(r["errors"]))
+        note("warm-up done")
+    rows: dict[str, list[dict[str, Any]]] = {c: [] for c in cases}
+    for rep in range(repeat):
+        order = cases[rep % len(cases):] + cases[:rep % len(cases)]
+        for case in order:
+            r = run_case(case, paths, work / f"rep{rep}" / case)
+            if r["errors"]:
+                raise SystemExit("\n".join(r["errors"]))
+            rows[case].append(r)
+            note(f"repeat {rep + 1} {LABELS[case]:34s} {r['wall']:7.2f} s  "
+                 f"({1000 * r['wall'] / n:6.0f} ms per notebook)")
+    return rows
+
+
+def cell_cpu(folder: Path) -> float:
+    """CPU seconds the kernels spent in the code cells of the executed notebooks in ``folder``, as nbmedic
+    measured them (``cell.metadata.nbmedic.cpu``): the batch's total work."""
+    total = 0.0
+    for path in sorted(folder.glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb.get("cells", []):
+            total += float(((cell.get("metadata") or {}).get("nbmedic") or {}).get("cpu") or 0.0)
+    return total
+
+
+def performance_batch(label: str, seconds: float, cases: list[str], args: argparse.Namespace, work: Path,
+                      note: Callable[[str], None]) -> dict[str, Any]:
+    """One batch of --performance: the timings of every case, the total work, the ratios and the goals."""
+    loops = calibrate(seconds)
+    paths = write_notebooks(work / "in", args.notebooks, loops)
+    n = len(paths)
+    note(f"{label}: {n} notebooks ({loops} loop iterations ≈ {seconds:g} s of work each)")
+    rows = timed(cases, paths, work, args.repeat, not args.no_warmup, note)
+    s = summarise(rows, n)
+    ours = s.get("nbmedic-cli-j2")
+    out: dict[str, Any] = {"notebooks": n, "work_s": seconds, "cases": s, "ratios": {}, "goals": {}}
+    if ours is not None:
+        for base in ("papermill-cli", "nbclient", "nbmedic-cli-j2-nofork"):
+            if base in s:
+                out["ratios"][f"{base} / nbmedic -j 2"] = s[base]["per_notebook_s"] / ours["per_notebook_s"]
+        cpus = min(2, os.cpu_count() or 1)
+        total = statistics.median(cell_cpu(work / f"rep{r}" / "nbmedic-cli-j2") for r in range(args.repeat))
+        ideal = total / cpus
+        out["total_work_s"], out["ideal_s"] = total, ideal
+        out["ratios"]["nbmedic -j 2 / ideal"] = ours["per_notebook_s"] * n / ideal if ideal else float("nan")
+    if "nbmedic-cli-j2-dask" in s and ours is not None:
+        out["dask_overhead_per_notebook_s"] = s["nbmedic-cli-j2-dask"]["per_notebook_s"] - ours["per_notebook_s"]
+    r = out["ratios"]
+    if label == "tiny":
+        out["goals"] = {"papermill CLI >= 10x": r.get("papermill-cli / nbmedic -j 2", 0) >= 10,
+                        "nbclient >= 5x": r.get("nbclient / nbmedic -j 2", 0) >= 5}
+    else:
+        out["goals"] = {"within 10 % of ideal": r.get("nbmedic -j 2 / ideal", 99) <= 1.10}
+    return out
+
+
+def performance_main(args: argparse.Namespace, cases: list[str], note: Callable[[str], None]) -> int:
+    work = args.keep or Path(tempfile.mkdtemp(prefix="nbmedic-scale-"))
+    work.mkdir(parents=True, exist_ok=bool(not args.keep))
+    figures: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "repeat": args.repeat,
+                               "load_before": list(os.getloadavg()), "batches": {}}
+    try:
+        for label, seconds in (("tiny", args.work), ("medium", args.medium_work)):
+            figures["batches"][label] = performance_batch(label, seconds, cases, args, work / label, note)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    figures["load_after"] = list(os.getloadavg())
+    if args.json:
+        print(json.dumps(figures, indent=1))
+        return 0
+    print(f"every notebook in a fresh kernel (Python {figures['python']}, {figures['cpus']} CPUs; median of "
+          f"{args.repeat} interleaved repeats, min-max in brackets; every output verified; load average "
+          f"{figures['load_before'][0]:.2f} before, {figures['load_after'][0]:.2f} after)")
+    for label, batch in figures["batches"].items():
+        print(f"{label} batch: {batch['notebooks']} notebooks, ~{batch['work_s']:g} s of work each")
+        for case in cases:
+            e = batch["cases"][case]
+            print(f"  {LABELS[case]:36s} {e['per_notebook_s'] * 1000:7.0f} ms per notebook   "
+                  f"[{e['min_s'] * 1000:5.0f}-{e['max_s'] * 1000:5.0f} ms]   total {e['per_notebook_s'] * batch['notebooks']:6.1f} s")
+        if "ideal_s" in batch:
+            print(f"  total work {batch['total_work_s']:.1f} CPU s in the cells; ideal on 2 cores {batch['ideal_s']:.1f} s")
+        for name, value in batch["ratios"].items():
+            print(f"  {name:36s} {value:6.2f}x")
+        if "dask_overhead_per_notebook_s" in batch:
+            print(f"  LocalCluster overhead per notebook   {batch['dask_overhead_per_notebook_s'] * 1000:6.0f} ms")
+        for goal, met in batch["goals"].items():
+            print(f"  goal {goal:31s} {'met' if met else 'NOT met'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -431,13 +549,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", type=int, default=20, help="notebooks in the batch")
     parser.add_argument("--work", type=float, default=0.1, help="seconds of computation per notebook")
     parser.add_argument("--repeat", type=int, default=3, help="timed repeats of every case (median shown)")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--cases", default=None,
+                        help=f"comma-separated subset of {','.join(CASES)} (default: {','.join(DEFAULT_CASES)}; "
+                             f"with --performance: {','.join(PERFORMANCE_CASES)})")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up of every case")
     parser.add_argument("--phases", action="store_true", help="also break nbmedic's and nbclient's time down")
     parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it, instead of a temp one")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--performance", action="store_true",
+                        help="the scale-out comparison: a tiny and a medium batch, nbmedic -j 2 against the "
+                             "papermill CLI and nbclient, ratios against the goals")
+    parser.add_argument("--medium-work", type=float, default=1.0,
+                        help="seconds of computation per notebook of --performance's medium batch")
+    parser.add_argument("--scheduler", choices=["local"],
+                        help="--performance also runs the batches with nbmedic run -j 2 --scheduler local "
+                             "(a 2-worker Dask LocalCluster)")
     args = parser.parse_args(argv)
-    cases = [c for c in args.cases.split(",") if c]
+    default = PERFORMANCE_CASES + (["nbmedic-cli-j2-dask"] if args.scheduler else [])
+    cases = [c for c in (args.cases or ",".join(default if args.performance else DEFAULT_CASES)).split(",") if c]
     unknown = set(cases) - set(CASES)
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
@@ -445,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     def note(text: str) -> None:
         if not args.json:
             print(text, file=sys.stderr, flush=True)
+
+    if args.performance:
+        return performance_main(args, cases, note)
 
     if args.keep:
         args.keep.mkdir(parents=True)
@@ -457,22 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_notebooks(work / "in", args.notebooks, loops)
         n = len(paths)
         note(f"{n} notebooks in {work / 'in'} ({loops} loop iterations ≈ {args.work:g} s of work each)")
-        if not args.no_warmup:
-            for case in cases:
-                r = run_case(case, paths[:2], work / "warmup" / case)
-                if r["errors"]:
-                    raise SystemExit("warm-up failed:\n" + "\n".join(r["errors"]))
-            note("warm-up done")
-        rows: dict[str, list[dict[str, Any]]] = {c: [] for c in cases}
-        for rep in range(args.repeat):
-            order = cases[rep % len(cases):] + cases[:rep % len(cases)]
-            for case in order:
-                r = run_case(case, paths, work / f"rep{rep}" / case)
-                if r["errors"]:
-                    raise SystemExit("\n".join(r["errors"]))
-                rows[case].append(r)
-                note(f"repeat {rep + 1} {LABELS[case]:30s} {r['wall']:7.2f} s  "
-                     f"({1000 * r['wall'] / n:6.0f} ms per notebook)")
+        rows = timed(cases, paths, work, args.repeat, not args.no_warmup, note)
         figures: dict[str, Any] = {
             "notebooks": n, "work_s": args.work, "repeat": args.repeat, "python": sys.version.split()[0],
             "cpus": os.cpu_count(), "cases": summarise(rows, n), "all_verified": True,
