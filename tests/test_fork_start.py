@@ -431,3 +431,11 @@ def test_a_lost_template_takes_its_kernels_and_the_next_start_gets_a_new_one(ker
     fresh = kernels(fork=True)
     _reply, text = run_code(fresh, "import os\nprint(os.getppid())")
     assert int(text) != template and int(text) in template_pids()
+
+
+def test_ps_shows_the_kernel_command_not_the_template_s(kernels: Callable[..., Kernel]) -> None:
+    first, second = kernels(fork=True), kernels(fork=True)
+    for kernel in (first, second):
+        assert psutil.Process(kernel.pid).cmdline() == kernel.argv
+        assert kernel.argv[1:3] == ["-m", "ipykernel_launcher"] and kernel.argv[3] == "-f"
+    assert psutil.Process(first.pid).cmdline() != psutil.Process(second.pid).cmdline()  # each its own file

@@ -56,8 +56,7 @@ _REPLY_TIMEOUT = 15.0  # seconds for a fork to be answered
 _MAX_TEMPLATES = 2  # idle templates kept; more only while their kernels run
 # variables that describe the caller (its shell, the test being run), read by no import: a change of them
 # alone starts no new template (each kernel still gets them exactly)
-_VOLATILE = frozenset({"JPY_PARENT_PID", "JPY_SESSION_NAME", "PYTEST_CURRENT_TEST", "PWD", "OLDPWD", "_",
-                       "SHLVL"})
+_VOLATILE = frozenset({"JPY_PARENT_PID", "PYTEST_CURRENT_TEST", "PWD", "OLDPWD", "_", "SHLVL"})
 _FLAGS_WITH_VALUE = ("-X", "-W", "--check-hash-based-pycs")
 _BOOTSTRAP = (
     "import sys\n"
@@ -221,7 +220,7 @@ class ForkedProcess:
 class _Template:
     """One template process and the socket to it (thread-safe)."""
 
-    def __init__(self, program: str, flags: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(self, program: str, flags: Sequence[str], env: Mapping[str, str], cmdline_bytes: int) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix="nbmedic-template-")
         self.log_path = os.path.join(self.tmpdir, "template.log")
         self.lock = threading.Lock()
@@ -238,7 +237,7 @@ class _Template:
             code = _BOOTSTRAP.format(path=template_main.__file__, fd=theirs.fileno())
             with open(self.log_path, "ab") as log:
                 self.popen = subprocess.Popen(
-                    [program, *flags, "-c", code], env=dict(env), cwd="/", stdin=subprocess.DEVNULL,
+                    _padded([program, *flags, "-c", code], cmdline_bytes), env=dict(env), cwd="/", stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=log, pass_fds=[theirs.fileno()], start_new_session=True)
         except OSError:
             self.sock.close()
@@ -367,10 +366,24 @@ _REGISTRY = threading.Lock()
 _AT_EXIT = False
 
 
-def _template_for(program: str, flags: Sequence[str], env: Mapping[str, str]) -> _Template:
-    """The running template for this interpreter, flags and environment (started on first use)."""
+def _cmdline_bytes(argv: Sequence[str]) -> int:
+    return sum(len(os.fsencode(arg)) + 1 for arg in argv)
+
+
+def _padded(argv: list[str], size: int) -> list[str]:
+    """``argv`` and a padding argument that make its ``/proc/<pid>/cmdline`` ``size`` bytes long (when it
+    is shorter), so that a forked kernel can write its own command line there."""
+    missing = size - _cmdline_bytes(argv) - 1
+    return [*argv, "#" * missing] if missing >= 0 else argv
+
+
+def _template_for(program: str, flags: Sequence[str], env: Mapping[str, str], argv: Sequence[str]) -> _Template:
+    """The running template for this interpreter, flags and environment (started on first use), its command
+    line as long as ``argv``'s (the same for every kernel of one kernelspec and temporary folder)."""
     global _AT_EXIT
-    key = (program, tuple(flags), tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE)))
+    size = _cmdline_bytes(argv)
+    key = (program, tuple(flags), size,
+           tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE)))
     with _REGISTRY:
         if key in _FAILED:
             raise ForkUnavailable(_FAILED[key])
@@ -387,7 +400,7 @@ def _template_for(program: str, flags: Sequence[str], env: Mapping[str, str]) ->
             multiprocessing.util.Finalize(None, shutdown_templates, exitpriority=10)
             _AT_EXIT = True
         try:
-            template = _Template(program, flags, env)
+            template = _Template(program, flags, env, size)
         except OSError as exc:
             _FAILED[key] = f"the template could not be started: {exc}"
             raise ForkUnavailable(_FAILED[key]) from None
@@ -438,7 +451,7 @@ def fork_kernel(cmd: Sequence[str], *, env: Mapping[str, str], cwd: str | None, 
     streams = (_fileno(stdout), _fileno(stderr))
     if streams[0] is None or streams[1] is None:
         raise ForkUnavailable("the kernel's stdout and stderr are not files")
-    template = _template_for(argv[0], flags, env)
+    template = _template_for(argv[0], flags, env, argv)
     return template.fork(argv, module, args, env, os.path.abspath(cwd or os.getcwd()),
                          (streams[0], streams[1]))
 

@@ -21,12 +21,14 @@ A child, before it answers: its own session (``setsid``), stdin from ``/dev/null
 run's files, every other inherited file descriptor closed, the umask, working directory and environment of
 the request, ``time.tzset()``, the random generators reseeded from ``os.urandom`` (``random`` and numpy's
 global one when numpy was preloaded), ``sys.argv``/``sys.orig_argv``/``sys.path[0]`` as ``python -m MODULE
-ARGS`` would set them, signal dispositions back to a fresh interpreter's.  Then it runs ``MODULE`` as
+ARGS`` would set them, ``/proc/<pid>/cmdline`` the kernel's command, signal dispositions back to a fresh
+interpreter's.  Then it runs ``MODULE`` as
 ``python -m`` does (``runpy.run_module(..., alter_sys=True)``) and exits as that interpreter would.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import faulthandler
 import gc
@@ -272,6 +274,24 @@ def _reseed() -> None:
         numpy_random.seed()
 
 
+def _set_cmdline(argv: list[str]) -> None:
+    """``/proc/<pid>/cmdline`` (ps, top, py-spy, ``nbmedic ps``) shows the kernel's command, not the
+    template's: the argument strings are rewritten in place, as setproctitle does.  nbmedic starts the
+    template with a command line exactly as long as the kernel's (a padding argument), so it fits."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start and arg_end, fields 48 and 49 of proc(5)
+    except (OSError, ValueError, IndexError):
+        return
+    data = b"\0".join(os.fsencode(arg) for arg in argv) + b"\0"
+    size = end - start
+    if size <= 0:
+        return
+    data = data[: size - 1] + b"\0" if len(data) > size else data + b"\0" * (size - len(data))
+    ctypes.memmove(start, data, size)
+
+
 def _become(request: dict[str, Any], fds: list[int], status_w: int) -> None:
     """Turn this forked child into the requested process, short of running its module."""
     os.setsid()
@@ -290,6 +310,7 @@ def _become(request: dict[str, Any], fds: list[int], status_w: int) -> None:
     sys.argv = ["-m", *request["args"]]  # runpy puts the module's file in argv[0], as ``python -m`` does
     if not _SAFE_PATH:
         sys.path.insert(0, os.getcwd())
+    _set_cmdline(request["argv"])
     if env.get("PYTHONFAULTHANDLER"):
         faulthandler.enable(all_threads=True)
     else:
