@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from nbmedic.execute import RunResult, run_notebook
 from nbmedic.execute import cluster as cluster_module
 from nbmedic.execute.jobs import RunJob
 from nbmedic.execute.options import RunOptions
@@ -291,14 +292,25 @@ def test_the_api_returns_results_in_job_order_and_reports_each(tmp_path: Path, c
                                                                jupyter_home: dict[str, Path]) -> None:
     slow = make_nb(tmp_path, "import time; time.sleep(1.5); print('slow')", name="slow.ipynb")
     quick = make_nb(tmp_path, "print('quick')", name="quick.ipynb")
+    unwritable = str(tmp_path / "no-such-folder" / "quick.out.ipynb")
     jobs = [RunJob(str(slow), RunOptions(), output=str(tmp_path / "slow.out.ipynb")),
-            RunJob(str(quick), RunOptions(), output=None)]  # no output: nothing written, as locally
+            RunJob(str(quick), RunOptions(), output=None),  # no output: nothing written, as locally
+            RunJob(str(quick), RunOptions(), output=unwritable)]
     done: list[tuple[int, str]] = []
     results = cluster_module.execute_on_cluster(jobs, cluster.address,
                                                 on_done=lambda i, r: done.append((i, r.path)))
-    assert [r.path for r in results] == [str(slow), str(quick)]
-    assert [r.status for r in results] == ["ok", "ok"]
-    assert done == [(1, str(quick)), (0, str(slow))]  # as each finished
+    assert [r.path for r in results] == [str(slow), str(quick), str(quick)]
+    assert [r.status for r in results] == ["ok", "ok", "failed"]
+    assert sorted(done) == [(0, str(slow)), (1, str(quick)), (2, str(quick))]
+    assert done[-1] == (0, str(slow))  # reported as each finished: the slow one last
     assert results[0].output == str(tmp_path / "slow.out.ipynb") and results[1].output is None
     assert text_of(read_out(tmp_path / "slow.out.ipynb")["cells"][0]) == "slow\n"
     assert not (tmp_path / "quick.out.ipynb").exists() and results[1].nb is not None
+    # an output the client cannot write: RN170, exactly as a local run says it
+    local = run_notebook(str(quick), RunOptions(), output=unwritable)
+    assert results[2].output is None and local.output is None and local.status == "failed"
+    def said(result: RunResult) -> list[tuple[Any, ...]]:  # the error names a random temporary file
+        return [(f.code, f.message, {k: v for k, v in f.evidence.items() if k != "error"},
+                 f.evidence["error"].split(":")[0]) for f in result.findings]
+
+    assert said(results[2]) == said(local) and local.findings[0].code == "RN170"

@@ -254,8 +254,7 @@ class _Batch:
         key = task_key(task.job.path, task.index, self.batch, retry=len(task.keys))
         task.keys.append(key)
         self.pending[key] = task
-        return self.client.submit(run_on_worker, _remote_job(task.job), key, key=key, pure=False,
-                                      retries=0)
+        return self.client.submit(run_on_worker, _remote_job(task.job), key, key=key, pure=False, retries=0)
 
     def run(self) -> list[RunResult]:
         topics = {EVENT_TOPIC: self.events.on_start, "all": self.events.on_all,
