@@ -156,8 +156,10 @@ def _run_all(planned: Sequence[Planned], args: argparse.Namespace, overrides: Ma
     jobs = [_job(p, args, overrides, len(planned) > 1) for p in runnable]
     display = batch_display([p.identity for p in runnable])
     try:
-        ran = iter(execute(jobs, jobs_from_args(args, len(jobs)), display.done,
-                           display.cell if display.wants_progress else None, scheduler=scheduler_from_args(args),
+        scheduler = scheduler_from_args(args)
+        workers = jobs_from_args(args, len(jobs), default=(os.cpu_count() or 1) if scheduler else 1)
+        ran = iter(execute(jobs, workers, display.done,
+                           display.cell if display.wants_progress else None, scheduler=scheduler,
                            on_start=display.start if display.wants_progress else None,
                            on_memory=display.memory if display.wants_progress else None) if jobs else [])
     finally:

@@ -188,7 +188,7 @@ def execute(jobs: Sequence[RunJob], workers: int,
     ``scheduler`` (a Dask scheduler address, or ``local``) the jobs run as tasks on that cluster instead
     and only ``on_done`` is called."""
     if scheduler:
-        return execute_on_cluster(jobs, scheduler, on_done=on_done)
+        return execute_on_cluster(jobs, scheduler, on_done=on_done, workers=workers)
     listeners = _Listeners(on_start, on_cell, on_memory)
     if workers <= 1:
         return _sequential(jobs, listeners, on_done)

@@ -38,8 +38,8 @@ from typing import Any
 from nbmedic.errors import NbmedicError, UsageError
 from nbmedic.execute.jobs import RunJob, run_job
 from nbmedic.execute.result import RunResult
+from nbmedic.execute.runner import write_output
 from nbmedic.findings import make
-from nbmedic.notebook.io import write_notebook
 
 __all__ = ["CONNECT_TIMEOUT", "EVENT_TOPIC", "execute_on_cluster", "run_on_worker", "task_key"]
 
@@ -223,21 +223,6 @@ def _remote_job(job: RunJob) -> RunJob:
     return replace(job, output=None, options=opts.merged(cwd=cwd, debug_file=debug))
 
 
-def _write_output(result: RunResult, output: str) -> None:
-    """The executed notebook to ``output`` as ``runner.run_notebook`` writes it; RN170 when it cannot."""
-    assert result.nb is not None
-    result.output = output
-    try:
-        write_notebook(output, result.nb)
-    except OSError as exc:
-        result.output = None
-        result.findings.append(make(
-            "RN170", result.path, f"the executed notebook could not be written to {output}: "
-            f"{exc.strerror or exc}", evidence={"output": output, "error": str(exc), "errno": exc.errno}))
-        if result.status == "ok":
-            result.status = "failed"
-
-
 class _Batch:
     def __init__(self, dist: ModuleType, client: Any, jobs: Sequence[RunJob],
                  on_done: Callable[[int, RunResult], None] | None) -> None:
@@ -288,7 +273,7 @@ class _Batch:
                                f"{task.job.path} (did it restart, or the connection drop?)") from None
         future.release()
         if task.job.output is not None and result.nb is not None:
-            _write_output(result, task.job.output)
+            write_output(result, task.job.output, result.nb)
         self.flag_retry(task, result, worker)
         self.finish(task, result)
         return None

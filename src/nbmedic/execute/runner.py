@@ -49,7 +49,7 @@ from nbmedic.notebook.io import write_notebook
 from nbmedic.notebook.record import read_error_findings, read_notebook_file
 from nbmedic.units import format_bytes
 
-__all__ = ["reply_exception", "run_notebook"]
+__all__ = ["reply_exception", "run_notebook", "write_output"]
 
 _STALL_CHECK = 0.5  # seconds between stall checks
 _FIGURES = ("status", "wall", "cpu", "peak_rss", "rss_delta", "gpu_peak", "output_bytes")
@@ -475,8 +475,10 @@ def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output:
     return result
 
 
-def _write(result: RunResult, output: str, nb: dict[str, Any]) -> None:
-    """The executed notebook to ``output``; RN170 when it cannot be written."""
+def write_output(result: RunResult, output: str, nb: dict[str, Any]) -> None:
+    """The executed notebook to ``output``; RN170 when it cannot be written (a local run, or the client of a
+    cluster run writing what a worker sent back)."""
+    result.output = output
     try:
         write_notebook(output, nb)
     except OSError as exc:
@@ -509,5 +511,5 @@ def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None
     result.duration = time.monotonic() - t0
     result.nb = nb
     if out_str is not None:
-        _write(result, out_str, nb)
+        write_output(result, out_str, nb)
     return result
