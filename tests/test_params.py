@@ -79,7 +79,7 @@ def test_load_params_file_json_and_empty(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "expected"), [
-    (None, "parameters file not found"),
+    (None, "no such file"),
     ("a: [1, 2\n", "invalid YAML at line 2"),
     ("- 1\n- 2\n", "not a list"),
     ("just text\n", "not a string"),
@@ -97,7 +97,7 @@ def test_load_params_file_errors(tmp_path: Path, content: str | None, expected: 
 
 
 def test_load_params_file_directory(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="directory"):
+    with pytest.raises(UsageError, match="is a folder"):
         load_params_file(tmp_path)
 
 

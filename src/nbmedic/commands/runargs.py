@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import Any
 
 from nbmedic.errors import UsageError
 from nbmedic.execute.grid import Grid, grid_from_mapping
-from nbmedic.execute.params import load_params_file, load_params_yaml, parse_cli_value
+from nbmedic.execute.params import load_params_file, load_params_yaml, parse_cli_value, read_text_file
 from nbmedic.units import parse_size
 
 
@@ -74,16 +73,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid | None:
     if not source:
         return None
     where = f"--grid {source}"
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{where}: is a folder, not a YAML file") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{where}: not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+    text = read_text_file(source, where)
     grid = grid_from_mapping(load_params_yaml(text, where=where), where=where)
     both = [name for name in grid if name in parameters_from_args(args)]
     if both:

@@ -112,19 +112,24 @@ def _yaml_type(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def read_text_file(path: str | os.PathLike[str], where: str) -> str:
+    """The UTF-8 text of a parameters or grid file; a one-line UsageError naming ``where`` otherwise."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{where}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{where}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+
+
 def load_params_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML (or JSON) file of parameters; a one-line UsageError if it is missing or not a mapping."""
     where = os.fspath(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"parameters file not found: {where}") from None
-    except IsADirectoryError:
-        raise UsageError(f"parameters file is a directory: {where}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{where}: parameters file is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read parameters file {where}: {exc.strerror or exc}") from None
+    text = read_text_file(path, f"parameters file {where}")
     return load_params_yaml(text, where=where)
 
 
