@@ -52,9 +52,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from typing import Any
+
+from nbmedic.notebook.io import atomic_write_bytes
 
 __all__ = [
     "CELL", "ENV_INCIDENTS_DIR", "ENV_KERNEL_ID", "ENV_LIVE_DIR", "ENV_NOTICES_DIR", "EXITED", "FAULTHANDLER",
@@ -155,21 +156,9 @@ def kernel_id_of(connection_file: str) -> str:
 
 
 def write_json(path: str, record: Any) -> None:
-    """Write ``record`` atomically (temporary file in the same folder, fsync, rename); folders made as needed."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    data = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".nbmedic-tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``record`` atomically (``notebook.io.atomic_write_bytes``); folders made as needed."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    atomic_write_bytes(path, json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
 
 
 def read_json(path: str) -> dict[str, Any] | None:
