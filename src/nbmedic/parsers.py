@@ -21,8 +21,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nbmedic: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_report_options(p: argparse.ArgumentParser) -> None:
+def _add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    _add_format(p)
     p.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated (e.g. NB01,NB041)")
     p.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
     p.add_argument("--strict", action="store_true", default=None, help="warnings fail too (exit 1)")
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--in-place", action="store_true", help="replace the file, keeping NAME.ipynb.bak")
     repair.add_argument("--prefer", choices=("local", "remote"),
                         help="for conflicting cells keep one side instead of both")
-    repair.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(repair)
     for add in (_strip, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
                 _incidents):
         add(sub)
@@ -136,7 +140,7 @@ def _strip(sub: Any) -> None:
     p.add_argument("--max-output-size", metavar="SIZE",
                    help="keep outputs of at most SIZE characters (e.g. 500, 2K)")
     p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    _add_format(p)
 
 
 def _git(sub: Any) -> None:
@@ -219,7 +223,7 @@ def _kernels(sub: Any) -> None:
                    help="seconds a kernel may take to answer kernel_info (default 30)")
     p.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="kernels launched in parallel (default 4)")
     p.add_argument("--no-launch", action="store_true", help="check the files and interpreters only; start no kernel")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    _add_format(p)
 
 
 def _env(sub: Any) -> None:
@@ -254,8 +258,7 @@ def _env(sub: Any) -> None:
     chk.add_argument("--strict", action="store_true", default=None, help="warnings fail too (exit 1)")
     chk.add_argument("--config", metavar="PYPROJECT",
                      help="read [tool.nbmedic] from this file instead of the nearest")
-    chk.add_argument("--format", choices=("text", "json"), default="text",
-                     help="report format (default: text)")
+    _add_format(chk)
 
     reb = actions.add_parser(
         "rebuild", help="create a venv with the locked versions, register its kernel and launch it",
@@ -289,7 +292,7 @@ def _logs(sub: Any) -> None:
         "Repeats are grouped, e.g. one finding per restarted kernel. Exit 1 when an error-severity signature "
         "is found, 2 when a log cannot be read.")
     p.add_argument("paths", nargs="+", metavar="FILE", help="log files (.gz too); `-` reads stdin")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+    _add_format(p)
     p.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated (e.g. LG300,LG31)")
     p.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
     p.add_argument("--since", metavar="TIME",
@@ -324,17 +327,17 @@ def _monitor(sub: Any) -> None:
     inst.add_argument("--wrapper", action="store_true",
                       help="wrap argv in `nbmedic kernel-wrapper` (for clients that ignore provisioners, "
                       "e.g. VS Code)")
-    inst.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(inst)
     uninst = actions.add_parser(
         "uninstall", help="restore the kernelspecs byte for byte",
         description="Restore each monitored kernel.json from its backup (byte for byte); remove the user "
         "kernelspecs that `install` created.")
     uninst.add_argument("kernels", nargs="*", metavar="KERNEL", help="kernelspec names (default: all monitored)")
-    uninst.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(uninst)
     status = actions.add_parser(
         "status", help="which kernelspecs are monitored, and the monitored kernels running now",
         description="List every kernelspec and whether it is monitored, and the monitored kernels running now.")
-    status.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(status)
 
 
 def _kernel_wrapper(sub: Any) -> None:
@@ -353,7 +356,7 @@ def _stack(sub: Any) -> None:
         description="Print every thread's Python stack of a running monitored kernel without interrupting "
         "it (faulthandler on SIGUSR1), with the running cell and how long it has run.")
     p.add_argument("target", metavar="NOTEBOOK|KERNEL_ID", help="a notebook path or a kernel id (a prefix will do)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(p)
 
 
 def _ps(sub: Any) -> None:
@@ -363,7 +366,7 @@ def _ps(sub: Any) -> None:
         "notebook, state, memory of its process tree and its share of the limit, CPU, uptime, the running cell.")
     p.add_argument("--watch", action="store_true", help="keep the table updated (on a terminal)")
     p.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between updates (default 2)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(p)
 
 
 def _incidents(sub: Any) -> None:
@@ -376,4 +379,4 @@ def _incidents(sub: Any) -> None:
                    help="only incidents at or after TIME ('2026-01-02 10:11', '2026-01-02', '10:11', or an age: "
                    "'2h', '3d')")
     p.add_argument("--notebook", metavar="NB", help="only incidents of this notebook")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    _add_format(p)
