@@ -439,3 +439,47 @@ def test_ps_shows_the_kernel_command_not_the_template_s(kernels: Callable[..., K
         assert psutil.Process(kernel.pid).cmdline() == kernel.argv
         assert kernel.argv[1:3] == ["-m", "ipykernel_launcher"] and kernel.argv[3] == "-f"
     assert psutil.Process(first.pid).cmdline() != psutil.Process(second.pid).cmdline()  # each its own file
+
+
+# --- the end of a forked kernel: as the interpreter ends, short of its teardown -------------------------
+
+EXIT_WORK = """\
+import sys, threading, time
+sys.path.insert(0, {folder!r})
+import unflushed  # a module of the user's that keeps a file open in a global, never flushed nor closed
+unflushed.LOG.write('written by a module global\\n')
+kept = open({kept!r}, 'w')
+kept.write('written in the namespace\\n')
+def late():
+    time.sleep(0.5)
+    with open({late!r}, 'w') as fh:
+        fh.write('written by a thread after shutdown\\n')
+threading.Thread(target=late).start()  # not a daemon: the interpreter waits for it at exit
+import atexit
+atexit.register(lambda: open({hook!r}, 'w').write('written by an atexit function\\n'))"""
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_kernel_ends_as_the_interpreter_would_flushing_files_and_waiting_for_threads(tmp_path: Path,
+                                                                                          path: str) -> None:
+    files = {name: tmp_path / f"{name}.txt" for name in ("module", "kept", "late", "hook")}
+    (tmp_path / "unflushed.py").write_text(f"LOG = open({str(files['module'])!r}, 'w')\n")
+    nb = make_nb(tmp_path, EXIT_WORK.format(folder=str(tmp_path), kept=str(files["kept"]),
+                                            late=str(files["late"]),
+                                            hook=str(files["hook"])))
+    result = run_notebook(nb, fork=path == "fork", debug_file=str(tmp_path / "d.jsonl"))
+    assert result.status == "ok", [f.message for f in result.findings]
+    assert started_how(tmp_path / "d.jsonl")["start"] == path
+    assert wait_for(lambda: all(f.exists() and f.stat().st_size for f in files.values()), 10.0), \
+        {name: f.exists() and f.read_text() for name, f in files.items()}
+    assert files["module"].read_text() == "written by a module global\n"
+    assert files["kept"].read_text() == "written in the namespace\n"
+    assert files["late"].read_text() == "written by a thread after shutdown\n"
+    assert files["hook"].read_text() == "written by an atexit function\n"
+
+
+def test_a_forked_kernel_that_shuts_down_exits_0(kernels: Callable[..., Kernel]) -> None:
+    kernel = kernels(fork=True)
+    assert run_code(kernel, "x = 1")[0]["status"] == "ok"
+    kernel.close(graceful=True)
+    assert kernel.returncode() == 0

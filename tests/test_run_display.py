@@ -1,5 +1,5 @@
 """What ``nbmedic run`` shows on stderr while a batch runs: a live table on a terminal, one line per finished
-notebook without one, and the progress events of the batch (from pool workers too) behind them."""
+notebook without one, and the progress events of the batch (from its threads too) behind them."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_a_batch_reports_starts_cells_and_memory_of_each_notebook(tmp_path: Path
         assert max(memory) <= results[i].peak_rss + 8 * MiB  # that tree only: no fork template, no worker
 
 
-def test_without_listeners_a_pool_runs_as_before(tmp_path: Path, jupyter_home: dict[str, Path]) -> None:
+def test_without_listeners_a_parallel_batch_runs_as_before(tmp_path: Path, jupyter_home: dict[str, Path]) -> None:
     paths = [make_nb(tmp_path, "print(1)", name=f"{n}.ipynb") for n in "ab"]
     done: list[int] = []
     results = execute([RunJob(str(p), RunOptions()) for p in paths], 2, lambda i, r: done.append(i))

@@ -57,7 +57,7 @@ def jobs_from_args(args: argparse.Namespace, count: int, *, default: int = 1) ->
 
 
 def scheduler_from_args(args: argparse.Namespace) -> str | None:
-    """``--scheduler``, else ``$DASK_SCHEDULER_ADDRESS``; None: this machine's process pool."""
+    """``--scheduler``, else ``$DASK_SCHEDULER_ADDRESS``; None: this machine (``execute.batch``)."""
     value = getattr(args, "scheduler", None) or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     return value.strip() if value else None
 

@@ -1,28 +1,38 @@
-"""Many notebooks, each in its own fresh kernel: in this process one after another, or in a process pool.
+"""Many notebooks, each in its own fresh kernel: in this process one after another, or ``workers`` at a time.
 
 Shared by ``nbmedic run`` and ``nbmedic doctor``.  A job carries the notebook already read by the
 command, so no file is read twice.
 
+``workers`` > 1: every job runs in a thread of this process (a notebook's client mostly waits on its
+kernel, which is a process of its own), at most ``workers`` of them running cells at once (a slot each,
+``BatchHooks.slot``).  There are twice as many threads as slots, so the next notebooks' kernels start
+(forked from the warm template, or launched) while the running ones' cells run, and a finished kernel
+shuts down while the next notebook already runs: no notebook waits for a kernel start or shutdown of its
+own.  Kernels alive at once: at most twice ``workers``.  One process also means one fork template for
+the whole batch, and no worker interpreters to start.
+
 Progress (for a live display) comes back as it happens: a job started, its cells (the runner's
-``progress(done, total)``), the memory of its kernel's process tree.  Pool workers send these events
-through one ``SimpleQueue`` given to every worker when it starts (a plain pipe: each event is written
-before the worker goes on, so all of a job's events are in the pipe before its result); the parent reads
-them between results.  Memory is read only when ``on_memory`` is given: a thread beside the run sums
-the RSS of the kernel the run started and the kernel's children (``_kernels_rss``) once a
-``MEMORY_INTERVAL``.
+``progress(done, total)``), the memory of its kernel's process tree.  Threads put these events on a queue
+that this thread reads between results, so the listeners are called here.  Memory is read only when
+``on_memory`` is given: a thread beside the run sums the RSS of the kernel (``BatchHooks.on_kernel``
+gives its process id) and its children once a ``MEMORY_INTERVAL``.
+
+Ctrl-C (KeyboardInterrupt in this thread) stops the batch: no notebook starts its cells any more, the
+running kernels' process groups are killed, and the interrupt goes on once the threads are done.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import sys
+import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
@@ -30,13 +40,14 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 from nbmedic.execute.cluster import execute_on_cluster
 from nbmedic.execute.jobs import RunJob, run_job
 from nbmedic.execute.result import RunResult
+from nbmedic.execute.runner import BatchHooks
 from nbmedic.findings import Finding
 from nbmedic.units import format_bytes
 
 __all__ = ["MEMORY_INTERVAL", "BatchRun", "execute", "run_note"]
 
 MEMORY_INTERVAL = 0.5  # seconds between readings of a running kernel's memory (only for a live display)
-_POLL = 0.1  # seconds the parent waits for a result before it reads the progress events again
+_POLL = 0.1  # seconds this thread waits for a result before it reads the progress events again
 
 Event = tuple[str, int, int, int]  # ("start" | "cell" | "memory", job, a, b)
 _Send = Callable[[Event], None]
@@ -54,103 +65,100 @@ class BatchRun:
     label: str = ""
 
 
-def _descendants(pid: int) -> list[Any]:
+def tree_rss(pid: int) -> int:
+    """Bytes of RSS of process ``pid`` and its descendants (0 when it is gone)."""
     try:
-        return list(psutil.Process(pid).children(recursive=True))
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return []
-
-
-def _session(proc: Any) -> int | None:
-    getsid = getattr(os, "getsid", None)
-    try:
-        return int(getsid(proc.pid)) if getsid is not None else None
-    except OSError:
-        return None
-
-
-def _kernels_rss(pid: int, before: set[int]) -> int:
-    """Bytes of RSS of the kernel trees ``pid`` started since ``before`` (its descendants then) was read.
-
-    A kernel leads its own session (jupyter_client starts it so; a fork template's child calls setsid),
-    and its children share that session: the reading sums the sessions led by descendants that are new,
-    leaving out the processes that launched one of them (a fork template) and everything older (templates
-    kept from earlier runs, a pool's forkserver).  Without sessions (Windows): every new descendant."""
-    procs = _descendants(pid)
-    sessions = {proc.pid: _session(proc) for proc in procs}
-    new = [proc for proc in procs if proc.pid not in before]
-    leaders = {proc.pid for proc in new if sessions[proc.pid] == proc.pid}
-    launchers = set()
-    for proc in new:
-        if proc.pid in leaders:
-            with contextlib.suppress(psutil.Error):
-                launchers.add(proc.ppid())
-    counted = leaders - launchers
+        return 0
     total = 0
     for proc in procs:
-        session = sessions[proc.pid]
-        if (session in counted) if session is not None else proc.pid not in before:
-            with contextlib.suppress(psutil.Error):
-                total += int(proc.memory_info().rss)
+        with contextlib.suppress(psutil.Error):
+            total += int(proc.memory_info().rss)
     return total
 
 
+class _Cancelled(Exception):
+    """The batch was stopped before this notebook's cells could start."""
+
+
+class _Slots:
+    """``workers`` notebooks run their cells at once; once cancelled, no one more gets in."""
+
+    def __init__(self, workers: int) -> None:
+        self._free = threading.Semaphore(workers)
+        self.cancelled = threading.Event()
+
+    def __enter__(self) -> None:
+        while not self._free.acquire(timeout=_POLL):
+            if self.cancelled.is_set():
+                raise _Cancelled
+        if self.cancelled.is_set():
+            self._free.release()
+            raise _Cancelled
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._free.release()
+
+
+@dataclass
+class _Batch:
+    """What the jobs of one batch share: the events' way back, the slots, the running kernels."""
+
+    send: _Send | None
+    memory: bool
+    slots: _Slots | None = None
+    kernels: dict[int, int] = field(default_factory=dict)  # job -> its kernel's process id, while it runs
+
+    def kill_kernels(self) -> None:
+        for pid in list(self.kernels.values()):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+
+
 @contextmanager
-def _memory_reader(index: int, send: _Send | None) -> Iterator[None]:
-    """While the block runs, ("memory", index, rss, 0) every MEMORY_INTERVAL (nothing when ``send`` is None)."""
-    if send is None:
-        yield
-        return
+def _memory_reader(index: int, batch: _Batch) -> Iterator[Callable[[int], None]]:
+    """A job's ``on_kernel``; while the block runs, ("memory", index, rss, 0) every MEMORY_INTERVAL once the
+    kernel is known (only when the batch reads memory)."""
     stop = threading.Event()
-    me = os.getpid()
-    before = {proc.pid for proc in _descendants(me)}
+    pid: list[int] = []
+
+    def on_kernel(kernel_pid: int) -> None:
+        pid.append(kernel_pid)
+        batch.kernels[index] = kernel_pid
 
     def read() -> None:
         while not stop.wait(MEMORY_INTERVAL):
-            rss = _kernels_rss(me, before)
-            if rss and not stop.is_set():
-                send(("memory", index, rss, 0))
+            rss = tree_rss(pid[0]) if pid else 0
+            if rss and not stop.is_set() and batch.send is not None:
+                batch.send(("memory", index, rss, 0))
 
     thread = threading.Thread(target=read, name="nbmedic-batch-memory", daemon=True)
-    thread.start()
+    if batch.memory:
+        thread.start()
     try:
-        yield
+        yield on_kernel
     finally:
         stop.set()
-        thread.join()
+        batch.kernels.pop(index, None)
+        if batch.memory:
+            thread.join()
 
 
-def _run_reporting(index: int, job: RunJob, send: _Send, memory: bool) -> RunResult:
-    """Run one job, sending its start, cells and (with ``memory``) memory through ``send``."""
-    send(("start", index, 0, 0))
+def _run_one(index: int, job: RunJob, batch: _Batch) -> RunResult:
+    """Run one job of the batch, sending its start, cells and memory when someone listens."""
+    send = batch.send
+    if send is not None:
+        send(("start", index, 0, 0))
 
     def cells(done: int, total: int) -> None:
-        send(("cell", index, done, total))
+        if send is not None:
+            send(("cell", index, done, total))
 
-    with _memory_reader(index, send if memory else None):
-        return run_job(job, cells)
-
-
-# --- in a pool worker: the events go to the queue the worker got when it started -------------------
-
-_EVENTS: Any = None  # the worker's multiprocessing SimpleQueue (its put takes a lock: threads may share it)
-_MEMORY = False
-
-
-def _init_worker(events: Any, memory: bool) -> None:
-    global _EVENTS, _MEMORY
-    _EVENTS, _MEMORY = events, memory
-
-
-def _send_to_parent(event: Event) -> None:
-    _EVENTS.put(event)
-
-
-def _pool_job(index: int, job: RunJob) -> RunResult:
-    """What a pool worker runs (top level, so the pool can pickle it)."""
-    if _EVENTS is None:
-        return run_job(job)
-    return _run_reporting(index, job, _send_to_parent, _MEMORY)
+    with _memory_reader(index, batch) as on_kernel:
+        return run_job(job, cells if send is not None else None, BatchHooks(batch.slots, on_kernel))
 
 
 @dataclass
@@ -183,60 +191,65 @@ def execute(jobs: Sequence[RunJob], workers: int,
 
     Progress, all optional: ``on_start(job)`` when a job's run begins, ``on_cell(job, done, total)`` as
     its code cells finish, ``on_memory(job, rss)`` with the bytes of RSS of its kernel's process tree
-    (every MEMORY_INTERVAL), ``on_done(job, result)``.  With one worker they are called in this process
-    (``on_memory`` from a thread of its own); with a pool, on this thread between results.  With
+    (every MEMORY_INTERVAL), ``on_done(job, result)``.  With one worker they are called as they happen
+    (``on_memory`` from a thread of its own); with more, on this thread between results.  With
     ``scheduler`` (a Dask scheduler address, or ``local``) the jobs run as tasks on that cluster instead
     and only ``on_done`` is called."""
     if scheduler:
         return execute_on_cluster(jobs, scheduler, on_done=on_done, workers=workers)
     listeners = _Listeners(on_start, on_cell, on_memory)
-    if workers <= 1:
+    if workers <= 1 or len(jobs) <= 1:
         return _sequential(jobs, listeners, on_done)
-    return _pool(jobs, workers, listeners, on_done)
+    return _threaded(jobs, workers, listeners, on_done)
 
 
 def _sequential(jobs: Sequence[RunJob], listeners: _Listeners,
                 on_done: Callable[[int, RunResult], None] | None) -> list[RunResult]:
+    batch = _Batch(listeners if listeners.any else None, listeners.on_memory is not None)
     results: list[RunResult] = []
     for i, job in enumerate(jobs):
-        result = _run_reporting(i, job, listeners, listeners.on_memory is not None) if listeners.any \
-            else run_job(job)
+        result = _run_one(i, job, batch)
         results.append(result)
         if on_done:
             on_done(i, result)
     return results
 
 
-def _pool(jobs: Sequence[RunJob], workers: int, listeners: _Listeners,
-          on_done: Callable[[int, RunResult], None] | None) -> list[RunResult]:
-    context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
-    events = context.SimpleQueue() if listeners.any else None
+def _threaded(jobs: Sequence[RunJob], workers: int, listeners: _Listeners,
+              on_done: Callable[[int, RunResult], None] | None) -> list[RunResult]:
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    batch = _Batch(events.put if listeners.any else None, listeners.on_memory is not None, _Slots(workers))
     results: list[RunResult | None] = [None] * len(jobs)
+    pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="nbmedic-run")
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(events, listeners.on_memory is not None)) as pool:
-            futures: dict[Future[RunResult], int] = {pool.submit(_pool_job, i, job): i for i, job in enumerate(jobs)}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, timeout=_POLL if events is not None else None,
-                                         return_when=FIRST_COMPLETED)
-                _drain(events, listeners)  # a job's events are all in the pipe before its result
-                for future in sorted(finished, key=futures.__getitem__):
-                    i = futures[future]
-                    result = results[i] = future.result()
-                    if on_done:
-                        on_done(i, result)
-    finally:
-        if events is not None:
-            events.close()
+        futures: dict[Future[RunResult], int] = {pool.submit(_run_one, i, job, batch): i
+                                                 for i, job in enumerate(jobs)}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=_POLL, return_when=FIRST_COMPLETED)
+            _drain(events, listeners)  # a job's events are all on the queue before its result
+            for future in sorted(finished, key=futures.__getitem__):
+                i = futures[future]
+                result = results[i] = future.result()
+                if on_done:
+                    on_done(i, result)
+    except BaseException:
+        assert batch.slots is not None
+        batch.slots.cancelled.set()
+        batch.kill_kernels()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [r for r in results if r is not None]
 
 
-def _drain(events: Any, listeners: _Listeners) -> None:
-    if events is None:
-        return
-    while not events.empty():
-        listeners(events.get())
+def _drain(events: queue.SimpleQueue[Event], listeners: _Listeners) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
+        listeners(event)
 
 
 def run_note(result: RunResult) -> str:

@@ -19,7 +19,7 @@ jupyter_client's own.  When a kernel cannot be forked (``fork_refusal``: another
 ipykernel, odd flags, relative ``PYTHONPATH`` entries, no ``fork`` on this platform; or the template failed)
 it launches the normal way, and says why through its ``note`` callback.
 
-Templates are kept per process (a pool worker has its own), one per (interpreter, flags, environment:
+Templates are kept per process (a Dask worker has its own), one per (interpreter, flags, environment:
 what an import may read; ``_VOLATILE`` lists the few variables that only describe the caller), started on
 first use and shut down at exit, or when nbmedic's end of the socket closes.  Modules imported by the
 template were imported under the same environment the kernel gets.

@@ -1,5 +1,4 @@
-"""One notebook to run, as a picklable job (a process pool or a Dask worker receives it), and the call
-that runs it."""
+"""One notebook to run, as a picklable job (a Dask worker receives it), and the call that runs it."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from typing import Any
 
 from nbmedic.execute.options import RunOptions
 from nbmedic.execute.result import RunResult
-from nbmedic.execute.runner import run_notebook
+from nbmedic.execute.runner import BatchHooks, run_notebook
 
 __all__ = ["RunJob", "run_job"]
 
@@ -25,6 +24,8 @@ class RunJob:
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
-def run_job(job: RunJob, progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Run one notebook (top level, so a process pool can call it)."""
-    return run_notebook(job.path, job.options, nb=job.nb, output=job.output, progress=progress, **job.overrides)
+def run_job(job: RunJob, progress: Callable[[int, int], None] | None = None,
+            hooks: BatchHooks | None = None) -> RunResult:
+    """Run one notebook (top level, so a Dask worker can call it)."""
+    return run_notebook(job.path, job.options, nb=job.nb, output=job.output, progress=progress, hooks=hooks,
+                        **job.overrides)

@@ -1,4 +1,4 @@
-"""What a monitored run produces: plain, picklable records (a process pool or a Dask worker ships them).
+"""What a monitored run produces: plain, picklable records (a Dask worker ships them).
 
 ``RunResult.to_dict()`` is the per-notebook entry of the ``"runs"`` list in ``--format json``.
 """

@@ -17,6 +17,7 @@ import copy
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from nbmedic.notebook.io import write_notebook
 from nbmedic.notebook.record import read_error_findings, read_notebook_file
 from nbmedic.units import format_bytes
 
-__all__ = ["reply_exception", "run_notebook", "write_output"]
+__all__ = ["BatchHooks", "reply_exception", "run_notebook", "write_output"]
 
 _STALL_CHECK = 0.5  # seconds between stall checks
 _FIGURES = ("status", "wall", "cpu", "peak_rss", "rss_delta", "gpu_peak", "output_bytes")
@@ -443,15 +444,37 @@ def _close(kernel: Kernel, run: _Run | None, debug: DebugLog | None) -> int | No
     return died_code
 
 
+@dataclass(frozen=True)
+class BatchHooks:
+    """How a batch runs a notebook among others: ``slot`` is held while the cells run (the batch's limit
+    on notebooks running at once; the kernel starts before it is taken and shuts down after it is let go,
+    so the next notebook's kernel starts while this one's cells run), ``on_kernel(pid)`` learns the
+    kernel's process id once it has started (for a live display of its memory)."""
+
+    slot: AbstractContextManager[Any] | None = None
+    on_kernel: Callable[[int], None] | None = None
+
+
+def _taken(slot: AbstractContextManager[Any] | None) -> float:
+    """Take ``slot`` (when there is one); the seconds it took."""
+    if slot is None:
+        return 0.0
+    began = time.monotonic()
+    slot.__enter__()
+    return time.monotonic() - began
+
+
 def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output: str | None,
-             progress: Callable[[int, int], None] | None) -> RunResult:
-    """Start the kernel, run the cells, shut the kernel down."""
+             progress: Callable[[int, int], None] | None, hooks: BatchHooks) -> tuple[RunResult, float]:
+    """Start the kernel, run the cells (holding the batch's slot), shut the kernel down; the result and
+    the seconds spent waiting for the slot (not part of the run's time or its ``--timeout``)."""
     kernel_name = opts.kernel_name or kernel_name_of(nb)
     debug = DebugLog(opts.debug_file) if opts.debug_file else None
     kernel = Kernel(kernel_name, cwd=opts.cwd or os.path.dirname(os.path.abspath(path)), path=path, debug=debug,
                     fork=opts.fork)
     result = RunResult(path=path, status="not-started", kernel=kernel_name, output=output)
     run: _Run | None = None
+    waited = 0.0
     try:
         try:
             kernel.start(opts.startup_timeout)
@@ -459,11 +482,18 @@ def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output:
             result.findings.append(diagnose_start(exc.facts))
             result.exit_code = kernel.returncode()
         else:
-            run = _Run(path, nb, opts, kernel, t0)
-            run.progress = progress
-            run.start_monitor()
-            _keep_language_info(nb, kernel.info)
-            run.run_all()
+            if hooks.on_kernel is not None and kernel.pid is not None:
+                hooks.on_kernel(kernel.pid)
+            waited = _taken(hooks.slot)
+            try:
+                run = _Run(path, nb, opts, kernel, t0 + waited)
+                run.progress = progress
+                run.start_monitor()
+                _keep_language_info(nb, kernel.info)
+                run.run_all()
+            finally:
+                if hooks.slot is not None:
+                    hooks.slot.__exit__(None, None, None)
     finally:
         died_code = _close(kernel, run, debug)
     if run is not None:
@@ -472,7 +502,7 @@ def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output:
         if run.monitor is not None:
             result.timeline = list(run.monitor.samples)
             result.peak_rss = int(run.monitor.peak_rss)
-    return result
+    return result, waited
 
 
 def write_output(result: RunResult, output: str, nb: dict[str, Any]) -> None:
@@ -492,13 +522,15 @@ def write_output(result: RunResult, output: str, nb: dict[str, Any]) -> None:
 
 def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None, *,
                  nb: dict[str, Any] | None = None, output: str | os.PathLike[str] | None = None,
-                 progress: Callable[[int, int], None] | None = None, **overrides: Any) -> RunResult:
+                 progress: Callable[[int, int], None] | None = None, hooks: BatchHooks | None = None,
+                 **overrides: Any) -> RunResult:
     """Execute every code cell of the notebook at ``path`` in a fresh kernel and explain what went wrong.
 
     Options: ``overrides`` (None = not given) > the notebook's ``metadata.nbmedic`` > ``options`` >
     defaults.  ``nb`` is the notebook already read from ``path`` (a command reads each file once); it is
     not modified.  The executed notebook is written to ``output`` (atomically) also when the run fails.
-    ``progress(done, total)`` is called as code cells finish (for a progress bar).
+    ``progress(done, total)`` is called as code cells finish (for a progress bar); ``hooks`` are a batch's
+    (``BatchHooks``).
     """
     t0 = time.monotonic()
     path_str = os.fspath(path)
@@ -507,8 +539,8 @@ def run_notebook(path: str | os.PathLike[str], options: RunOptions | None = None
     if isinstance(prepared, RunResult):
         return prepared
     nb, opts = prepared
-    result = _execute(path_str, nb, opts, t0, out_str, progress)
-    result.duration = time.monotonic() - t0
+    result, waited = _execute(path_str, nb, opts, t0, out_str, progress, hooks or BatchHooks())
+    result.duration = time.monotonic() - t0 - waited
     result.nb = nb
     if out_str is not None:
         write_output(result, out_str, nb)
