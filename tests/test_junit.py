@@ -145,8 +145,8 @@ def test_a_grid_names_each_combination_and_gives_its_parameters(run_cli: Run, tm
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["--report", "out.html"], "names no report format (supported: .xml)"),
-    (["--report", "results"], "no extension names no report format (supported: .xml)"),
+    (["--report", "out.docx"], "names no report format here (supported: .html, .sarif, .json, .xml)"),
+    (["--report", "results"], "no extension names no report format here (supported: .html, .sarif, .json, .xml)"),
     (["--report", "missing/r.xml"], "the folder missing does not exist"),
     (["--junit-cells"], "--junit-cells shapes a JUnit report"),
 ])

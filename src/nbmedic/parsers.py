@@ -21,12 +21,30 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nbmedic: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default: text)")
+def _add_format(p: argparse.ArgumentParser, *, sarif: bool = False) -> None:
+    choices = ("text", "json", "sarif") if sarif else ("text", "json")
+    p.add_argument("--format", choices=choices, default="text",
+                   help="report format (default: text)" + ("; sarif: SARIF 2.1.0 for code scanning" if sarif else ""))
 
 
-def _add_report_options(p: argparse.ArgumentParser) -> None:
-    _add_format(p)
+_REPORT_HELP = ("also write the results to FILE; its extension picks the format: .html (a self-contained page), "
+                ".sarif (SARIF 2.1.0), .json{junit}; repeatable")
+
+
+def _add_report_file(p: argparse.ArgumentParser, *, junit: bool = False) -> None:
+    p.add_argument("--report", action="append", default=[], metavar="FILE",
+                   help=_REPORT_HELP.format(junit=", .xml (JUnit XML)" if junit else ""))
+
+
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="text report: every evidence fact of every finding (default: the few that matter)")
+
+
+def _add_report_options(p: argparse.ArgumentParser, *, junit: bool = False) -> None:
+    _add_format(p, sarif=True)
+    _add_report_file(p, junit=junit)
+    _add_verbose(p)
     p.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated (e.g. NB01,NB041)")
     p.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
     p.add_argument("--strict", action="store_true", default=None, help="warnings fail too (exit 1)")
@@ -64,8 +82,6 @@ def _add_run_options(p: argparse.ArgumentParser, *, doctor: bool = False) -> Non
                    "(default: $DASK_SCHEDULER_ADDRESS when set; needs `pip install 'nbmedic[dask]'`)")
     g.add_argument("--grid", metavar="YAML",
                    help="a parameter sweep: a mapping of parameter -> list of values; one run per combination")
-    g.add_argument("--report", action="append", default=[], metavar="FILE",
-                   help="also write the results to FILE; its extension picks the format (.xml: JUnit); repeatable")
     g.add_argument("--junit-cells", action="store_true", help="JUnit: one testcase per cell instead of per notebook")
 
 
@@ -96,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     dest.add_argument("-o", "--output", metavar="OUT", help="executed notebook path (one input only)")
     dest.add_argument("--output-dir", metavar="DIR", help="write executed notebooks into DIR (same names)")
     dest.add_argument("--in-place", action="store_true", help="replace the input with the executed notebook")
-    _add_report_options(run)
+    _add_report_options(run, junit=True)
     _add_run_options(run)
 
     repair = sub.add_parser("repair", help="fix broken notebook files (conflicts, truncation, ids, old format)",
@@ -109,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="for conflicting cells keep one side instead of both")
     _add_format(repair)
     for add in (_strip, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
-                _incidents):
+                _incidents, _report):
         add(sub)
     return parser
 
@@ -380,3 +396,15 @@ def _incidents(sub: Any) -> None:
                    "'2h', '3d')")
     p.add_argument("--notebook", metavar="NB", help="only incidents of this notebook")
     _add_format(p)
+    _add_report_file(p)
+
+
+def _report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", help="render a saved --format json document as a page, SARIF or the terminal report",
+        description="Render the --format json output of check, doctor, run or incidents: to files with -o "
+        "(the extension picks the format: .html, .sarif, .json), else as the terminal report.")
+    p.add_argument("document", metavar="DOC.json", help="a document saved from --format json")
+    p.add_argument("-o", "--output", action="append", default=[], metavar="FILE",
+                   help="write the report to FILE (.html, .sarif or .json); repeatable")
+    _add_verbose(p)

@@ -14,7 +14,9 @@ from nbmedic.discover import excluded, iter_notebooks
 from nbmedic.errors import UsageError
 from nbmedic.findings import Finding, exit_code, sort_findings
 from nbmedic.notebook.record import NotebookFile, read_notebook_file
-from nbmedic.render.json import render_json, summary
+from nbmedic.render.document import build_document, to_json
+from nbmedic.render.reports import ReportInput, check_reports, write_reports
+from nbmedic.render.sarif import render_sarif
 from nbmedic.render.text import render_text
 
 
@@ -51,10 +53,26 @@ def kept(findings: Sequence[Finding], config: Config) -> tuple[list[Finding], in
 
 def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | None = None,
          extra: Mapping[str, Any] | None = None, notes: Mapping[str, str] | None = None,
-         verb: str | None = None, noun: str = "notebook") -> None:
-    """Print the report; ``files`` and the findings' paths are identities, shown by the renderer."""
-    ordered = sort_findings(findings)
+         verb: str | None = None, noun: str = "notebook", verbose: bool = False) -> dict[str, Any]:
+    """Print the report in ``fmt`` (text, json, sarif); the report document, for ``--report`` files.
+    ``files`` and the findings' paths are identities, shown by the renderer."""
+    doc = build_document(findings, files, extra)
     if fmt == "json":
-        sys.stdout.write(render_json(ordered, extra={"summary": summary(ordered, len(files)), **(extra or {})}))
+        sys.stdout.write(to_json(doc))
+    elif fmt == "sarif":
+        sys.stdout.write(render_sarif(doc))
     else:
-        render_text(ordered, files=files, title=title, notes=notes, summary=verb, noun=noun)
+        render_text(sort_findings(findings), files=files, title=title, notes=notes, summary=verb, noun=noun,
+                    verbose=verbose)
+    return doc
+
+
+def report_files(args: argparse.Namespace, *, runs: bool = False) -> list[Path]:
+    """The ``--report`` files of a command, checked before it does anything."""
+    return check_reports(getattr(args, "report", None) or [], runs=runs,
+                         junit_cells=bool(getattr(args, "junit_cells", False)))
+
+
+def write_report_files(paths: Sequence[Path], report: ReportInput) -> None:
+    if paths:
+        write_reports(paths, report)

@@ -15,16 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nbmedic.checks import check_notebooks
-from nbmedic.commands.common import emit, kept, load_notebooks, resolver_from_args
+from nbmedic.commands.common import emit, kept, load_notebooks, report_files, resolver_from_args, write_report_files
 from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.config import Config
 from nbmedic.envs import probes
 from nbmedic.execute.batch import execute, run_note
 from nbmedic.execute.jobs import RunJob
 from nbmedic.execute.options import project_options
+from nbmedic.execute.result import RunResult
 from nbmedic.findings import Finding, exit_code
 from nbmedic.live.incidents import incident_findings, list_incidents
 from nbmedic.notebook.record import NotebookFile
+from nbmedic.render.document import machine_facts
+from nbmedic.render.reports import ReportInput, executed, notebook_reader
 from nbmedic.units import parse_size
 
 # Sane limits for an unattended diagnosis; a notebook's metadata.nbmedic or pyproject can change them.
@@ -83,7 +86,7 @@ def live_incident_findings(files: Sequence[NotebookFile], *, now: float | None =
 
 
 def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile],
-                 notes: dict[str, str]) -> tuple[list[Finding], int, list[dict[str, object]]]:
+                 notes: dict[str, str]) -> tuple[list[Finding], int, list[RunResult]]:
     """Run ``jobs`` (``workers`` at a time) and keep what each notebook's configuration wants."""
     results = execute(jobs, workers) if jobs else []
     config = {file.name: file.config for file in files}
@@ -94,14 +97,16 @@ def run_findings(jobs: list[RunJob], workers: int, files: Sequence[NotebookFile]
         findings.extend(found)
         code = max(code, worst)
         notes[result.path] = "ran: " + run_note(result)
-    return findings, code, [r.to_dict(timeline=False) for r in results]
+    return findings, code, results
 
 
 def run(args: argparse.Namespace) -> int:
+    reports = report_files(args)
     files = load_notebooks(args.paths, resolver_from_args(args))
     findings, code = check_notebooks(files)
     notes: dict[str, str] = {}
     extra: dict[str, object] = {}
+    results: list[RunResult] = []
     if not args.no_env:
         limit = parse_size(args.memory_limit, what="--memory-limit") if args.memory_limit else None
         found, worst = environment_findings(files, launch_kernels=not args.no_run, memory_limit=limit)
@@ -115,9 +120,16 @@ def run(args: argparse.Namespace) -> int:
         jobs = [RunJob(file.name, project_options(file.config, **DOCTOR_DEFAULTS), nb=file.nb,
                        overrides=overrides) for file in runnable(files, findings)]
         workers = jobs_from_args(args, len(jobs), default=min(4, os.cpu_count() or 1))
-        found, worst, extra["runs"] = run_findings(jobs, workers, files, notes)
+        found, worst, results = run_findings(jobs, workers, files, notes)
+        extra["runs"] = [r.to_dict(timeline=False) for r in results]  # the report files get the timelines
         findings.extend(found)
         code = max(code, worst)
     title = f"nbmedic doctor: {len(files)} notebook{'s' if len(files) != 1 else ''}"
-    emit(findings, [f.name for f in files], args.format, title=title, notes=notes, extra=extra, verb="examined")
+    doc = emit(findings, [f.name for f in files], args.format, title=title, notes=notes, extra=extra,
+               verb="examined", verbose=args.verbose)
+    if reports:
+        full = {**doc, "machine": machine_facts()}
+        if results:
+            full["runs"] = [r.to_dict() for r in results]
+        write_report_files(reports, ReportInput(full, notebook=notebook_reader(executed(results))))
     return code

@@ -19,10 +19,13 @@ from typing import Any
 from nbmedic.ansi import strip_ansi
 from nbmedic.errors import UsageError
 from nbmedic.evidence import layout
-from nbmedic.live.incidents import find_incident, list_incidents, local_time
+from nbmedic.commands.common import report_files, write_report_files
+from nbmedic.live.incidents import find_incident, incident_finding, list_incidents, local_time
 from nbmedic.live.kernels import format_duration
 from nbmedic.logs.matcher import parse_since
+from nbmedic.render.document import build_document
 from nbmedic.render.paths import display_path
+from nbmedic.render.reports import ReportInput
 from nbmedic.render.text import excerpt, format_value
 from nbmedic.units import format_bytes
 
@@ -37,6 +40,9 @@ _ASCII_BARS = "_.-=+*#@"
 # shown in their own lines of `show`, not again among the evidence
 _SHOWN = {"live_session", "incident", "incident_time", "kernel_id", "notebook", "execution_count", "cell_source",
           "oom_kill_line", "signal", "exit_code", "pid"}
+
+
+UNKNOWN_NOTEBOOK = "(unknown notebook)"  # the file of an incident whose kernel was not told its notebook
 
 
 def since_epoch(text: str, *, now: float | None = None) -> float:
@@ -230,8 +236,11 @@ def _write(lines: Iterable[str]) -> None:
 def _list(args: argparse.Namespace) -> int:
     if args.id:
         raise UsageError(f"`incidents list` takes no ID (did you mean `nbmedic incidents show {args.id}`?)")
+    reports = report_files(args)
     since = since_epoch(args.since) if args.since else None
     records = list_incidents(since=since, notebook=args.notebook)
+    if reports:
+        write_report_files(reports, ReportInput(incidents_document(records)))
     if args.format == "json":
         sys.stdout.write(json.dumps({"version": 1, "incidents": records}, indent=2, ensure_ascii=False) + "\n")
     elif not records:
@@ -241,9 +250,19 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def incidents_document(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The report document of incident records: each one's diagnosis as a finding of its notebook (RN100-
+    RN103), the notebooks as the files, the records themselves under ``incidents``."""
+    findings = [incident_finding(r, str(r.get("notebook") or UNKNOWN_NOTEBOOK)) for r in records]
+    files = list(dict.fromkeys(f.path for f in findings if f.path))
+    return build_document(findings, files, {"incidents": list(records)})
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action != "show":
         return _list(args)
+    if getattr(args, "report", None):
+        raise UsageError("--report goes with `incidents list`; `show` prints one record")
     record = find_incident(args.id or "")
     if args.format == "json":
         sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from nbmedic.errors import UsageError
+from nbmedic.findings import JSON_VERSION
 from nbmedic.notebook.io import atomic_write_bytes, dumps
-from nbmedic.render.json import render_json
+from nbmedic.render.document import to_json
 from nbmedic.repair import repair_bytes
 
 
@@ -92,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"-o {out}: the folder {out.parent} does not exist")
     reports = [repair_file(p, args) for p in paths]
     if args.format == "json":
-
-        sys.stdout.write(render_json([], extra={"repairs": [r.to_dict() for r in reports]}))
+        sys.stdout.write(to_json({"version": JSON_VERSION, "findings": [], "repairs": [r.to_dict() for r in reports]}))
     else:
         sys.stdout.write(render_text(reports))
     failing = any(r.status == "failed" or r.lost for r in reports)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from nbmedic.ansi import colour_wanted, paint
-from nbmedic.commands.common import emit, kept, resolver_from_args
+from nbmedic.commands.common import emit, kept, report_files, resolver_from_args, write_report_files
 from nbmedic.commands.runargs import cli_overrides, grid_from_args, jobs_from_args, scheduler_from_args
 from nbmedic.envs.probes import drift
 from nbmedic.errors import UsageError
@@ -40,7 +40,8 @@ from nbmedic.execute.result import RunResult
 from nbmedic.findings import Finding
 from nbmedic.notebook.record import NotebookFile, read_notebook_file
 from nbmedic.render.paths import display_path
-from nbmedic.render.reports import ReportOptions, check_reports, write_reports
+from nbmedic.render.document import machine_facts
+from nbmedic.render.reports import ReportInput, ReportOptions, executed, notebook_reader
 from nbmedic.units import format_bytes
 
 
@@ -404,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
     grid = grid_from_args(args)
     _check_destinations(paths, args)
     cells = bool(getattr(args, "junit_cells", False))
-    reports = check_reports(getattr(args, "report", None) or [], junit_cells=cells)
+    reports = report_files(args, runs=True)
     overrides = cli_overrides(args)
     files = [read_notebook_file(path, resolver.for_path(path)) for path in paths]
     planned = plan_runs(files, args, grid)
@@ -417,13 +418,14 @@ def run(args: argparse.Namespace) -> int:
     rows = grid_rows(planned, results, outcome.per_run) if grid is not None else None
     if rows is not None:
         extra["grid"] = rows
-    emit(outcome.findings, [r.path for r in results], args.format, notes={r.path: _note(r) for r in results},
-         verb="run", extra=extra)
-    if rows is not None and args.format != "json":
+    doc = emit(outcome.findings, [r.path for r in results], args.format, notes={r.path: _note(r) for r in results},
+               verb="run", extra=extra, verbose=args.verbose)
+    if rows is not None and args.format == "text":
         print_grid_table(rows)
     base = overrides.get("parameters", {})
-    write_reports(reports, [BatchRun(p.file.name, r, outcome.drift.get(p.file.name, []) + found,
-                                     {**base, **p.combo}, p.label)
-                            for p, r, found in zip(planned, results, outcome.per_run)],
-                  ReportOptions(seconds=seconds, started=started, junit_cells=cells))
+    runs = [BatchRun(p.file.name, r, outcome.drift.get(p.file.name, []) + found, {**base, **p.combo}, p.label)
+            for p, r, found in zip(planned, results, outcome.per_run)]
+    write_report_files(reports, ReportInput({**doc, "machine": machine_facts()}, runs,
+                                            ReportOptions(seconds=seconds, started=started, junit_cells=cells),
+                                            notebook_reader(executed(results))))
     return outcome.code

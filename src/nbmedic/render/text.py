@@ -155,8 +155,10 @@ def render_text(
     notes: Mapping[str, str] | None = None,
     summary: str | None = None,
     noun: str = "notebook",
+    verbose: bool = False,
 ) -> None:
-    """Print the report: ``notes`` adds a line of facts to a file's header (e.g. how its run went)."""
+    """Print the report: ``notes`` adds a line of facts to a file's header (e.g. how its run went);
+    ``verbose`` shows every evidence fact."""
     out = _Out(stream or sys.stdout)
     ordered = sort_findings(f for f in findings if show_info or f.severity != "info")
     if title:
