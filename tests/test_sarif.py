@@ -263,3 +263,19 @@ def test_a_file_gone_since_the_check_and_an_unknown_code(in_clinic: dict[str, An
     rule = log["runs"][0]["tool"]["driver"]["rules"][unknown["ruleIndex"]]
     assert rule["id"] == "NB999" and "defaultConfiguration" not in rule
     assert unknown["message"]["text"].endswith("Fix: upgrade nbmedic")
+
+
+def test_a_run_s_stuck_line_is_the_region_inside_its_cell(
+        run_cli: Cli, tmp_path: Path, jupyter_home: dict[str, Path]) -> None:
+    nb = make_nb(tmp_path, "x = 1", "import time\nprint('waiting')\ntime.sleep(60)\nprint('never')", name="slow run.ipynb")
+    code, out, err = run_cli("run", nb.name, "--cell-timeout", "2", "--format", "sarif", "--report", "run.sarif")
+    assert code == 1, err
+    assert (tmp_path / "run.sarif").read_text(encoding="utf-8") == out
+    log = json.loads(out)
+    assert schema_errors(log) == []
+    [result] = [r for r in results(log) if r["ruleId"] == "RN110"]
+    assert result["properties"]["evidence"]["cell_line"] == 3 and result["properties"]["cell"] == 1
+    assert physical(result)["artifactLocation"]["uri"] == "slow%20run.ipynb"
+    assert file_lines(tmp_path, result) == ['    "time.sleep(60)\\n",']
+    cell = "\n".join(file_lines(tmp_path, result, "contextRegion"))
+    assert f'"id": "{nbformat.read(nb, as_version=4).cells[1].id}"' in cell and "never" in cell
