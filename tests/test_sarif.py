@@ -279,3 +279,10 @@ def test_a_run_s_stuck_line_is_the_region_inside_its_cell(
     assert file_lines(tmp_path, result) == ['    "time.sleep(60)\\n",']
     cell = "\n".join(file_lines(tmp_path, result, "contextRegion"))
     assert f'"id": "{nbformat.read(nb, as_version=4).cells[1].id}"' in cell and "never" in cell
+
+
+def test_one_file_named_two_ways_has_one_fingerprint(run_cli: Cli, tmp_path: Path) -> None:
+    nb = make_nb(tmp_path / "sub", "open('/home/alice/a.csv')", name="nb.ipynb")
+    logs = [json.loads(run_cli("check", name, "--format", "sarif")[1]) for name in ("sub/nb.ipynb", str(nb), "./sub")]
+    prints = {results(log)[0]["partialFingerprints"][FINGERPRINT] for log in logs}
+    assert len(prints) == 1

@@ -42,7 +42,7 @@ import orjson
 from nbmedic import __version__
 from nbmedic.findings import CODES
 
-__all__ = ["FINGERPRINT", "SCHEMA", "fingerprint", "render_sarif"]
+__all__ = ["FINGERPRINT", "SCHEMA", "artifact_location", "cell_lines", "fingerprint", "render_sarif", "rule_name"]
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 PROJECT_URL = "https://github.com/nbmedic/nbmedic"
@@ -121,7 +121,9 @@ def fingerprint(finding: Mapping[str, Any]) -> str:
     numbers blanked (sizes, counts and times change from run to run; the alert is the same)."""
     cell = _str(finding.get("cell_id")) or str(_int(finding.get("cell")))
     message = _NUMBER.sub("#", str(finding.get("message", "")))
-    key = "\x1f".join((str(finding.get("code")), str(finding.get("path") or ""), cell, message))
+    path = _str(finding.get("path"))
+    where = artifact_location(path)["uri"] if path else ""  # one file, however the command was given it
+    key = "\x1f".join((str(finding.get("code")), where, cell, message))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
