@@ -429,7 +429,7 @@ def _summary(doc: Mapping[str, Any], notebooks: Sequence[_Notebook], findings: S
             ("findings", _counts(findings) if findings else "none")]
     if runs:
         failed = sum(n for s, n in statuses.items() if s != "ok")
-        detail = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()) if s != "ok")
+        detail = ", ".join(f"{n} {_esc(s)}" for s, n in sorted(statuses.items()) if s != "ok")
         rows.append(("runs", f"{len(runs)}: {statuses['ok']} passed, {failed} failed" + (f" ({detail})" if detail else "")))
         durations = [d for d in (number(r.get("duration")) for r in runs) if d is not None]
         rows.append(("total time", seconds_text(sum(durations))))

@@ -14,6 +14,7 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from nbmedic.units import MiB, format_bytes
@@ -68,10 +69,10 @@ def _sampled(samples: Sequence[Mapping[str, Any]], key: str) -> list[float] | No
     if not any((number(s.get(key)) or 0) > 0 for s in samples[::step]):
         return None
     try:
-        values = [s.get(key) or 0 for s in samples]
+        values = list(map(itemgetter(key), samples))
         if _finite_sum(values):
             return values
-    except (TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         pass
     return [number(s.get(key)) or 0.0 for s in samples]
 
@@ -82,8 +83,8 @@ def series_of(timeline: object) -> Series | None:
     if not isinstance(timeline, list) or not timeline:
         return None
     try:
-        ts = [s["t"] for s in timeline]
-        rss = [s["rss"] for s in timeline]
+        ts = list(map(itemgetter("t"), timeline))
+        rss = list(map(itemgetter("rss"), timeline))
         if not (_finite_sum(ts) and _finite_sum(rss)) or not all(isinstance(s, dict) for s in timeline[::97]):
             raise TypeError("not finite")
         samples: list[Any] = timeline
@@ -96,10 +97,10 @@ def series_of(timeline: object) -> Series | None:
         return None
     series = Series(ts, rss, _sampled(samples, "cpu"), _sampled(samples, "gpu"))
     try:
-        cells = [s.get("cell") for s in samples]
+        cells = list(map(itemgetter("cell"), samples))
         first = dict(zip(reversed(cells), range(len(cells) - 1, -1, -1), strict=True))
         series.first_of_cell = {c: ts[i] for c, i in first.items() if isinstance(c, int) and not isinstance(c, bool)}
-    except (TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         pass
     return series
 
@@ -308,15 +309,21 @@ _BX0, _BX1 = 62, 712
 _ROWS = ((16, 78), (106, 168))  # (top, bottom) of the duration row and the peak-memory row
 
 
+def _standouts(values: Sequence[float]) -> list[bool]:
+    """The values that stand out: at least half the largest and twice the mean (none when all are alike)."""
+    top = max(values, default=0.0)
+    mean = sum(values) / len(values) if values else 0.0
+    return [top > 0 and v >= top / 2 and v >= 2 * mean for v in values]
+
+
 def _bar_row(kind: str, top: int, bottom: int, xs: Sequence[int], cells: Sequence[int], values: Sequence[float],
-             width: int) -> str:
+             width: int, hot_cells: Sequence[bool]) -> str:
     """One row of bars, drawn upwards from ``bottom`` (a flipped group: each bar needs only x and height)."""
     vmax = max(values, default=0.0)
     bars = []
-    mean = sum(values) / len(values) if values else 0.0
-    for x, cell, value in zip(xs, cells, values, strict=True):
+    for x, cell, value, is_hot in zip(xs, cells, values, hot_cells, strict=True):
         h = max(1, round((bottom - top) * value / vmax)) if vmax > 0 else 1
-        hot = " hot" if vmax > 0 and value >= vmax / 2 and value >= 2 * mean else ""
+        hot = " hot" if is_hot else ""
         bars.append(f'<rect class="bar {kind}{hot}" data-cell="{cell}" x="{x}" width="{width}" height="{h}"/>')
     return (f'<path class="axis" d="M{_BX0} {bottom}H{_BX1}"/>'
             f'<g transform="translate(0 {bottom}) scale(1 -1)">{"".join(bars)}</g>')
@@ -324,11 +331,13 @@ def _bar_row(kind: str, top: int, bottom: int, xs: Sequence[int], cells: Sequenc
 
 def cell_bars(records: Sequence[Mapping[str, Any]], *, label: str = "") -> str:
     """One duration bar and one peak-memory bar per cell record (``{"index", "wall", "peak_rss", ...}``,
-    index an int); the costliest cells (at least half the largest value and twice the mean) are marked
-    ``hot``."""
+    index an int).  The cells that stand out are marked ``hot``: the longest (at least half the longest and
+    twice the mean duration), and in memory those whose growth (``rss_delta``) stands out so, since a
+    cell's peak includes what earlier cells kept."""
     cells = [int(r["index"]) for r in records]
     walls = [number(r.get("wall")) or 0.0 for r in records]
     peaks = [number(r.get("peak_rss")) or 0.0 for r in records]
+    growth = [max(number(r.get("rss_delta")) or 0.0, 0.0) for r in records]
     slot = (_BX1 - _BX0) / max(len(cells), 1)
     width = max(1, round(min(slot * 0.8, 28)))
     xs = [round(_BX0 + k * slot + (slot - width) / 2) for k in range(len(cells))]
@@ -345,5 +354,5 @@ def cell_bars(records: Sequence[Mapping[str, Any]], *, label: str = "") -> str:
     return (f'<svg class="chart cells" role="img" aria-label="{_esc(label + aria)}" viewBox="0 0 {_BW} {_BH}">'
             f'<text class="axis-title" x="2" y="{_ROWS[0][0] - 4}">duration (s), longest {seconds_text(dmax)}</text>'
             f'<text class="axis-title" x="2" y="{_ROWS[1][0] - 4}">peak memory (MiB), highest {_mib_label(pmax)}</text>'
-            + _bar_row("duration", *_ROWS[0], xs, cells, walls, width)
-            + _bar_row("peak", *_ROWS[1], xs, cells, peaks, width) + labels + "</svg>")
+            + _bar_row("duration", *_ROWS[0], xs, cells, walls, width, _standouts(walls))
+            + _bar_row("peak", *_ROWS[1], xs, cells, peaks, width, _standouts(growth)) + labels + "</svg>")
