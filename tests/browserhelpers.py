@@ -121,12 +121,22 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def screenshot(driver: Any, max_height: int = 2000) -> bytes:
-    """A PNG of the whole page at the window's width, its height cut at ``max_height`` CSS pixels."""
-    height = int(driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)"))
-    clip = {"x": 0, "y": 0, "width": WIDTH, "height": min(height, max_height), "scale": 1}
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "clip": clip,
-                                                             "captureBeyondViewport": True})
+def screenshot(driver: Any, selector: str | None = None, max_height: int = 2000) -> bytes:
+    """A PNG of the page (or from the top of the element ``selector`` down) at the window's width, at most
+    ``max_height`` CSS pixels high, taken with a viewport of that height (what a tall window shows)."""
+    top, total = driver.execute_script(
+        "const el = arguments[0] ? document.querySelector(arguments[0]) : null;"
+        "return [el ? Math.floor(el.getBoundingClientRect().top + window.scrollY) : 0,"
+        " Math.ceil(document.documentElement.scrollHeight)];", selector)
+    height = max(1, min(int(total) - int(top), max_height))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        driver.execute_script("window.scrollTo(0, arguments[0])", top)
+        clip = {"x": 0, "y": int(top), "width": WIDTH, "height": height, "scale": 1}
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "clip": clip})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     return base64.b64decode(shot["data"])
 
 
