@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     files = load_notebooks(args.paths, resolver_from_args(args))
     findings, code = check_notebooks(files)
     notes: dict[str, str] = {}
-    extra: dict[str, object] = {}
+    extra: dict[str, object] = {"machine": machine_facts()}
     results: list[RunResult] = []
     if not args.no_env:
         limit = parse_size(args.memory_limit, what="--memory-limit") if args.memory_limit else None
@@ -121,15 +121,11 @@ def run(args: argparse.Namespace) -> int:
                        overrides=overrides) for file in runnable(files, findings)]
         workers = jobs_from_args(args, len(jobs), default=min(4, os.cpu_count() or 1))
         found, worst, results = run_findings(jobs, workers, files, notes)
-        extra["runs"] = [r.to_dict(timeline=False) for r in results]  # the report files get the timelines
+        extra["runs"] = [r.to_dict() for r in results]
         findings.extend(found)
         code = max(code, worst)
     title = f"nbmedic doctor: {len(files)} notebook{'s' if len(files) != 1 else ''}"
     doc = emit(findings, [f.name for f in files], args.format, title=title, notes=notes, extra=extra,
                verb="examined", verbose=args.verbose)
-    if reports:
-        full = {**doc, "machine": machine_facts()}
-        if results:
-            full["runs"] = [r.to_dict() for r in results]
-        write_report_files(reports, ReportInput(full, notebook=notebook_reader(executed(results))))
+    write_report_files(reports, ReportInput(doc, notebook=notebook_reader(executed(results))))
     return code

@@ -414,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
     results = _run_all(planned, args, overrides)
     seconds = time.monotonic() - t0
     outcome = _outcome(files, drifted, planned, results, args)
-    extra: dict[str, Any] = {"runs": [r.to_dict() for r in results]}
+    extra: dict[str, Any] = {"runs": [r.to_dict() for r in results], "machine": machine_facts()}
     rows = grid_rows(planned, results, outcome.per_run) if grid is not None else None
     if rows is not None:
         extra["grid"] = rows
@@ -425,7 +425,7 @@ def run(args: argparse.Namespace) -> int:
     base = overrides.get("parameters", {})
     runs = [BatchRun(p.file.name, r, outcome.drift.get(p.file.name, []) + found, {**base, **p.combo}, p.label)
             for p, r, found in zip(planned, results, outcome.per_run)]
-    write_report_files(reports, ReportInput({**doc, "machine": machine_facts()}, runs,
+    write_report_files(reports, ReportInput(doc, runs,
                                             ReportOptions(seconds=seconds, started=started, junit_cells=cells),
                                             notebook_reader(executed(results))))
     return outcome.code

@@ -236,7 +236,7 @@ def _event(frame: _Frame, event: Event, end: float) -> str:
     x = frame.x(t)
     cell = "" if event.cell is None else f' data-cell="{event.cell}"'
     right = x > (_X0 + _X1) / 2
-    mark = {"death": "✕", "timeout": "⏱", "interrupt": "⏸"}.get(event.kind, "•")
+    mark = {"death": "✕", "timeout": "◷", "interrupt": "‖"}.get(event.kind, "•")
     return (f'<g class="event {event.kind}"{cell} data-code="{_esc(event.code)}" data-t="{t:.3f}">'
             f'<title>{_esc(event.label)} at {seconds_text(t)}</title>'
             f'<line x1="{x}" y1="{_Y0}" x2="{x}" y2="{_Y1}"/>'
