@@ -76,10 +76,13 @@ def _scalar(value: Any, unit: str) -> str:
 def format_value(value: Any, unit: UnitSpec = "text") -> str:
     """One evidence value as a line of text, by its unit (lists and mappings item by item: a plain unit
     applies to every value of a mapping, as ``limits:bytes`` makes ``{"the machine's RAM": 25276063744}``
-    read ``the machine's RAM=23.5 GiB``)."""
+    read ``the machine's RAM=23.5 GiB``; a nested layout, to the sub-keys it declares)."""
     if isinstance(value, Mapping):
-        parts = [f"{k}={format_value(v, unit.get(str(k), 'text') if isinstance(unit, Mapping) else unit)}"
-                 for k, v in list(value.items())[:_MAX_ITEMS] if v is not None]
+        # a nested layout gives each sub-key's unit: a sub-key it does not declare has no known unit, so
+        # the text leaves it out (JSON has it) rather than print a raw figure
+        items = [(k, v, unit.get(str(k)) if isinstance(unit, Mapping) else unit)
+                 for k, v in value.items() if v is not None]
+        parts = [f"{k}={format_value(v, u)}" for k, v, u in items if u is not None][:_MAX_ITEMS]
         text = ", ".join(parts)
     elif isinstance(value, (list, tuple)):
         items = [format_value(v, unit) for v in value[:_MAX_ITEMS]]
@@ -151,8 +154,8 @@ def _visible(value: Any, unit: UnitSpec, shown: str) -> bool:
     ``code 3``, not in ``13`` or ``3.5``; a count or a number of lines also without its unit), each item
     of a list, each value of a mapping."""
     if isinstance(value, Mapping):
-        return all(_visible(v, unit.get(str(k), "text") if isinstance(unit, Mapping) else unit, shown)
-                   for k, v in value.items() if v is not None)
+        return all(_visible(v, unit[str(k)] if isinstance(unit, Mapping) else unit, shown)
+                   for k, v in value.items() if v is not None and (not isinstance(unit, Mapping) or str(k) in unit))
     if isinstance(value, (list, tuple)):
         return all(_visible(v, unit, shown) for v in value)
     texts = [format_value(value, unit)]
@@ -327,7 +330,7 @@ def _runs(notes: Mapping[str, str], files: Sequence[str]) -> str:
         return ""
     failed = sum(1 for m in matches if m.group(1) != "ok")
     total = sum(float(m.group(2)) for m in matches)
-    return f"{len(matches)} runs, {failed} failed, {total:.1f} s"
+    return f"{len(matches)} runs, {failed} failed, {_seconds(total)}"
 
 
 def _plural(n: int, word: str) -> str:
