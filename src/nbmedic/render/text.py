@@ -80,9 +80,9 @@ def format_value(value: Any, unit: UnitSpec = "text") -> str:
     if isinstance(value, Mapping):
         # a nested layout gives each sub-key's unit: a sub-key it does not declare has no known unit, so
         # the text leaves it out (JSON has it) rather than print a raw figure
-        items = [(k, v, unit.get(str(k)) if isinstance(unit, Mapping) else unit)
+        units = [(k, v, unit.get(str(k)) if isinstance(unit, Mapping) else unit)
                  for k, v in value.items() if v is not None]
-        parts = [f"{k}={format_value(v, u)}" for k, v, u in items if u is not None][:_MAX_ITEMS]
+        parts = [f"{k}={format_value(v, u)}" for k, v, u in units if u is not None][:_MAX_ITEMS]
         text = ", ".join(parts)
     elif isinstance(value, (list, tuple)):
         items = [format_value(v, unit) for v in value[:_MAX_ITEMS]]
