@@ -229,7 +229,7 @@ def test_doctor_reports_recent_incidents_of_its_notebooks(store: dict[str, Any],
     assert evidence["cgroup_oom_kills"] == 1 and "from_an_older_version" not in evidence
     assert found[1]["cell"] == 0 and found[1]["evidence"]["crash_function"] == "crash_me"
     code_, text, _ = run_cli("doctor", "--no-run", str(store["analysis"]))
-    assert "RN101 error   cell 1: in a live session at" in text, text
+    assert "✗ RN101 cell 1: in a live session at" in text, text
     code_, out, _ = run_cli("doctor", "--no-run", "--no-env", "--format", "json", "analysis.ipynb")
     assert not [f for f in json.loads(out)["findings"] if f["code"].startswith("RN")]
 

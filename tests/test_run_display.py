@@ -154,7 +154,7 @@ def test_a_terminal_gets_the_live_table(tmp_path: Path, jupyter_home: dict[str, 
     assert "nbmedic run: 0/2 done, 0 failed, 2 running, 0 waiting" in text
     assert "nbmedic run: 2/2 done, 0 failed, 0 running, 0 waiting" in text
     assert "slowest so far: " in text
-    assert "2 notebooks run: 0 error(s)" in out and "\x1b[" not in out  # the report itself is on stdout
+    assert "2 notebooks run: 0 errors" in out and "\x1b[" not in out  # the report itself is on stdout
 
 
 # --- plain progress ---------------------------------------------------------------------------------

@@ -92,12 +92,11 @@ def test_eighty_columns_clip_every_line_and_the_facts_show_what_the_clip_hides()
 def test_the_width_is_the_terminals_or_100_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)
     assert report_width(io.StringIO()) == 100
+    assert report_width(_Terminal()) == 80  # a terminal whose size cannot be read (no file descriptor)
     monkeypatch.setenv("COLUMNS", "72")
-    assert report_width(io.StringIO()) == 72 and report_width(_Terminal()) == 72
-    monkeypatch.setenv("COLUMNS", "300")
-    assert report_width(io.StringIO()) == 100 and report_width(_Terminal()) == 300
+    assert report_width(io.StringIO()) == 100 and report_width(_Terminal()) == 72
     monkeypatch.setenv("COLUMNS", "8")
-    assert report_width(io.StringIO()) == 40  # never narrower than that
+    assert report_width(_Terminal()) == 40  # never narrower than that
 
 
 def test_values_print_with_their_units_never_a_raw_byte_count() -> None:
@@ -180,7 +179,9 @@ def test_healthy_files_fold_into_one_line_when_many() -> None:
     text = _render([make("NB030", "nb2.ipynb", "the notebook names no kernel")], files=files)
     lines = text.splitlines()
     assert lines[0] == "! nb2.ipynb"
-    assert lines[-2] == "✓ 5 without problems: nb0.ipynb, nb1.ipynb, nb3.ipynb, nb4.ipynb, nb5.ipynb"
+    assert lines[-2] == "✓ 5 notebooks without problems: nb0.ipynb, nb1.ipynb, nb3.ipynb, nb4.ipynb, nb5.ipynb"
+    narrow = _render([], files=files, width=60).splitlines()
+    assert narrow[0] == "✓ 6 notebooks without problems: nb0.ipynb, … and 5 more"  # whole names only
     verbose = _render([make("NB030", "nb2.ipynb", "the notebook names no kernel")], files=files, verbose=True)
     assert "✓ nb5.ipynb  no problems found" in verbose  # each on its own line with --verbose
 

@@ -203,18 +203,18 @@ def _cells(text: str) -> int:
 
 def report_width(stream: IO[str]) -> int:
     """The width lines are clipped to: the terminal's (``COLUMNS`` first, as ``shutil`` reads it) when
-    ``stream`` is one, else ``PIPE_WIDTH`` (``COLUMNS``, when set narrower, wins)."""
-    env = os.environ.get("COLUMNS", "")
-    columns = int(env) if env.isdigit() and int(env) > 0 else 0
+    ``stream`` is one, else ``PIPE_WIDTH`` (CI logs and files show 100 columns well)."""
     isatty = getattr(stream, "isatty", None)
-    if isatty and isatty():
-        if not columns:
-            try:
-                columns = os.get_terminal_size(stream.fileno()).columns
-            except (OSError, ValueError, AttributeError):
-                columns = 0
-        return max(columns or TERMINAL_WIDTH, MIN_WIDTH)
-    return max(min(columns or PIPE_WIDTH, PIPE_WIDTH), MIN_WIDTH)
+    if not (isatty and isatty()):
+        return PIPE_WIDTH
+    env = os.environ.get("COLUMNS", "")
+    columns = int(env) if env.isdigit() else 0
+    if not columns:
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+    return max(columns or TERMINAL_WIDTH, MIN_WIDTH)
 
 
 Segment = tuple[str, str | None]  # text (already clean) and its style (None: plain)
@@ -354,10 +354,20 @@ def _worst(group: Sequence[Finding]) -> Severity:
     return min((f.severity for f in group), key=_RANK.__getitem__)
 
 
-def _healthy(out: _Out, paths: Sequence[str], notes: Mapping[str, str], *, fold: bool) -> None:
+def _names(names: Sequence[str], room: int) -> str:
+    """As many of ``names`` as fit in ``room`` columns, then ``… and N more``."""
+    for n in range(len(names), 0, -1):
+        text = ", ".join(names[:n]) + (f", … and {len(names) - n} more" if n < len(names) else "")
+        if _cells(text) <= room:
+            return text
+    return f"… {len(names)}"
+
+
+def _healthy(out: _Out, paths: Sequence[str], notes: Mapping[str, str], *, fold: bool, noun: str) -> None:
     if fold:
-        names = ", ".join(_clean(display_path(p)) for p in paths)
-        out.line(("✓ ", "ok"), (f"{len(paths)} without problems: ", "bold"), (names, None), indent=2)
+        lead = f"{len(paths)} {noun}s without problems: "
+        names = _names([_clean(display_path(p)) for p in paths], out.width - 2 - _cells(lead))
+        out.line(("✓ ", "ok"), (lead, "bold"), (names, None))
         return
     for path in paths:
         out.line(("✓ ", "ok"), (_clean(display_path(path)), "bold"),
@@ -393,7 +403,7 @@ def render_text(
     for path in paths:
         if path not in by_file:
             if not fold:
-                _healthy(out, [path], notes, fold=False)
+                _healthy(out, [path], notes, fold=False, noun=noun)
             continue
         group = by_file[path]
         worst = _worst(group)
@@ -403,7 +413,7 @@ def render_text(
                  indent=4)
         _write_group(out, group, verbose=verbose)
     if fold:
-        _healthy(out, healthy, notes, fold=True)
+        _healthy(out, healthy, notes, fold=True, noun=noun)
     text, style = summary_line(ordered, files, verb=summary, noun=noun, notes=notes, width=out.width)
     out.lines.append(out.style(text, style))  # never clipped: the counts must read whole
     out.flush()
