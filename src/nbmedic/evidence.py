@@ -44,7 +44,7 @@ _DEATH_FACTS = {
     "live": "incident incident_time",
     "crash": "fatal_error crash_function cell_line:number cell_function stack:stack crash_file crash_thread_is_main",
     "exit": "exit_code seconds_into_cell:seconds stderr_tail",
-    "rest": "rss_trend:{rss_first:bytes,rss_last:bytes,rss_max:bytes,seconds:seconds} "
+    "rest": "rss_trend:{rss_first:bytes,rss_last:bytes,rss_max:bytes,seconds:seconds,rss_growth_per_s:bytes} "
             "cgroup:{version:number,limit:bytes,usage:bytes} pid:number "
             # a death of a live (monitored) kernel: nbmedic monitor / kernel-wrapper
             "live_session kernel_id notebook execution_count:number cell_source "
