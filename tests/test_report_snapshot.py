@@ -168,7 +168,8 @@ def test_clinic_verbose_report_shows_every_fact(clinic: Mapping[str, Any]) -> No
     assert "killed_by_watchdog: yes" in report and "cgroup_oom_kills: 0" in report  # beyond the first facts
     assert re.search(r'^ +File "<cell file>", line 2 in parse_buffer$', report, re.MULTILINE)  # the stack
     assert "limits: --memory-limit=<size>, the machine's RAM=<size>" in report  # a mapping of bytes, in units
-    assert "rss_trend: rss_first=<size>, rss_last=<size>, rss_max=<size>, seconds=<seconds>\n" in report
+    assert "rss_trend: rss_first=<size>, rss_last=<size>, rss_max=<size>, seconds=<seconds>,\n" \
+           "      rss_growth_per_s=<size>\n" in report
     assert not re.search(r"\d{5,}", report)  # no raw byte count (nor any long raw figure) anywhere
     assert max(len(line) for line in printed.splitlines()) <= 100  # wrapped, not clipped:
     assert not re.search(r"\S…$", printed, re.MULTILINE)
