@@ -288,3 +288,16 @@ def test_every_edit_lands_on_its_cell_in_a_long_run_of_two_repeated_cells() -> N
     cells = [_cell(*POOL[i % 2], None) for i in range(3000)]
     _check((cells, [("tweak", 5), ("rewrite", 1500), ("tweak", 2990)], [("insert", 700), ("delete", 2200)]),
            ids=False)
+
+
+@pytest.mark.parametrize(("local_ops", "remote_ops"), [
+    ([("tweak", 1)], [("tweak", 0), ("insert", 50)]),  # found by the long-notebook property
+    ([("tweak", 58)], [("tweak", 59), ("insert", 5)]),  # its mirror image
+    ([("insert", 2)], [("tweak", 0), ("insert", 50), ("tweak", 2)]),  # two edits near the run's start
+])
+def test_an_edit_beside_a_long_run_of_one_repeated_cell_stays_on_its_cell(
+        local_ops: list[tuple[str, int]], remote_ops: list[tuple[str, int]]) -> None:
+    """60 identical cells: two equally long runs of equal cells tie; the one with the edited cell beside it
+    (paired with its old self) wins over the one shifted by a cell."""
+    cells = [_code("plt.show()") for _ in range(60)]
+    _check((cells, local_ops, remote_ops), ids=False)

@@ -40,6 +40,7 @@ _GRID = 2500  # cells x cells of a stretch aligned exactly
 _BLOCK_WORK = 200_000  # pairs of equal cells the longest-run search may visit in one stretch
 _BAND = 32  # past that, how far from the diagonals it looks
 _WINDOW = 8  # how far the linear scan looks ahead
+_REACH = 8  # cells beside a run of equal cells that break a tie between equally long runs
 _NEAR = 1e-7  # per cell off the diagonal: breaks ties between equally good pairings, nothing more
 
 Pair = tuple[int | None, int | None]
@@ -156,8 +157,11 @@ def _grid(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Sco
     return out
 
 
-def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> tuple[int, int, int] | None:
-    """The longest run of equal keys (x, y, size), nearest the diagonal among equally long ones.
+def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch,
+                 score: Score | None = None) -> tuple[int, int, int] | None:
+    """The longest run of equal keys (x, y, size), nearest the diagonal among equally long ones, and of
+    those the one with similar cells beside it (``_beside``): the edited cell next to a run of repeated
+    ones stays paired with its old self instead of shifting the run by one.
 
     None when there is no equal key.  When the search would visit more than ``_BLOCK_WORK`` pairs of
     equal keys (a long stretch of a few cells repeated many times), only the cells within ``_BAND``
@@ -178,10 +182,30 @@ def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> 
         for y in ys:
             size = here[y] = run.get(y - 1, 0) + 1
             rank = (size, -_off_diagonal(x - a0, y - b0, skew))
-            if rank > best:
-                best, found = rank, (x - size + 1, y - size + 1, size)
+            candidate = (x - size + 1, y - size + 1, size)
+            if rank > best or (rank == best and found is not None and score is not None
+                               and _beside(s, candidate, score) > _beside(s, found, score)):
+                best, found = rank, candidate
         run = here
     return found
+
+
+def _beside(s: Stretch, run: tuple[int, int, int], score: Score) -> float:
+    """How well a run's diagonal goes on as similar cells before and after it, inside the stretch (up to
+    ``_REACH`` cells each way, stopping at the first pair that is not similar)."""
+    a0, a1, b0, b1 = s
+    x, y, size = run
+    total = 0.0
+    for step, (x1, y1) in ((-1, (x - 1, y - 1)), (1, (x + size, y + size))):
+        for _ in range(_REACH):
+            if not (a0 <= x1 < a1 and b0 <= y1 < b1):
+                break
+            value = score(x1, y1)
+            if value <= 0:
+                break
+            total += value
+            x1, y1 = x1 + step, y1 + step
+    return total
 
 
 def _band(kb: Sequence[Hashable], key: Hashable, y: int, skew: int, b0: int, b1: int) -> list[int]:
@@ -245,7 +269,7 @@ def _split(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Sc
     anchors = _anchors(ka, kb, s)
     # a unique cell that moved across a run of repeated cells would anchor the run away: a longer
     # run of equal cells than the anchors it contradicts wins
-    run = _longest_run(ka, kb, s) if anchors or (a1 - a0) * (b1 - b0) > _GRID else None
+    run = _longest_run(ka, kb, s, score) if anchors or (a1 - a0) * (b1 - b0) > _GRID else None
     if anchors and (run is None or not 0 < _against(run, anchors) < run[2]):
         out += anchors
         return _between(anchors, s)
