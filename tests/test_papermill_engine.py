@@ -103,7 +103,7 @@ def test_a_kernel_death_names_its_cause(tmp_path: Path, jupyter_home: dict[str, 
     assert done.returncode == 138  # papermill's exit code for a dead kernel, as with its default engine
     assert "nbclient.exceptions.DeadKernelError" in done.stderr
     assert "✗ RN103 cell 1: the kernel process exited by itself with code 3" in done.stderr
-    assert "seconds_into_cell: " in done.stderr
+    assert "exit_code: 3" in done.stderr
     cells = _code_cells(_read(tmp_path / "out.ipynb"))
     assert [c["metadata"]["papermill"]["status"] for c in cells] == ["completed", "failed", "pending"]
     assert _stream(cells[0]) == "alive\n"
@@ -121,7 +121,7 @@ def test_a_timed_out_cell_shows_its_stack(tmp_path: Path, jupyter_home: dict[str
     assert done.returncode == 1
     assert "papermill.exceptions.PapermillExecutionError" in done.stderr
     assert "✗ RN110 cell 1: cell 1 ran past its 1 s timeout, stuck at line 3 in waits_forever" in done.stderr
-    assert "fix: fix the wait the stack points at" in done.stderr
+    assert "stack:" in done.stderr and "in waits_forever" in done.stderr.split("stack:")[1]
     cells = _code_cells(_read(tmp_path / "out.ipynb"))
     assert [c["metadata"]["papermill"]["status"] for c in cells] == ["completed", "failed", "pending"]
     errors = [o for o in cells[1]["outputs"] if o["output_type"] == "error"]

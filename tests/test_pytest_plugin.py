@@ -88,10 +88,10 @@ def _check_batch(text: str, lines: list[str]) -> None:
     assert "in explode" in raising and "✗ raising.ipynb  failed, 3/4 cells" in raising
     dying = _failure(text, "dying.ipynb")
     assert "✗ RN103 cell 1: the kernel process exited by itself with code 3" in dying
-    assert "seconds_into_cell: " in dying and "fix: remove the exit call" in dying
+    assert "exit_code: 3" in dying and "fix: remove the exit call" in dying
     stuck = _failure(text, "stuck.ipynb")
     assert "✗ RN110 cell 1: cell 1 ran past its 1 s timeout, stuck at line 3 in waits_forever" in stuck
-    assert "fix: fix the wait the stack points at" in stuck
+    assert "stack:" in stuck and "in waits_forever" in stuck.split("stack:")[1]
     # the warning of the notebook that passed, at the end of the session
     warnings = text[text.index("nbmedic warnings"):]
     assert "allowed.ipynb" in warnings and "! RN120 cell 0" in warnings and "(allowed: the run went on)" in warnings

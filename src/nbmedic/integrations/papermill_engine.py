@@ -58,7 +58,7 @@ _PAPERMILL_LOGGER = "papermill"
 def finding_text(findings: Sequence[Finding], path: str) -> str:
     """nbmedic's text report of ``findings`` about the notebook at ``path`` (no colour, no count line)."""
     stream = io.StringIO()
-    render_text(findings, files=[path], stream=stream, summary="run")
+    render_text(findings, files=[path], stream=stream, summary="run", verbose=True)  # the stack, in full
     return "\n".join(stream.getvalue().rstrip("\n").splitlines()[:-1])
 
 

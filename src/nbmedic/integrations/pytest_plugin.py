@@ -171,7 +171,8 @@ def _note(result: RunResult) -> str:
 def report_text(findings: list[Finding], path: str, note: str | None = None) -> str:
     """nbmedic's text report of one notebook (no colour)."""
     stream = io.StringIO()
-    render_text(findings, files=[path], stream=stream, notes={path: note} if note else None, summary="run")
+    render_text(findings, files=[path], stream=stream, notes={path: note} if note else None, summary="run",
+                verbose=True)  # a failing test shows every fact: the stack, the traceback
     return stream.getvalue().rstrip("\n")
 
 
