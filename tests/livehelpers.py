@@ -139,7 +139,8 @@ class KernelSocket:
         msg_id = self.send_execute(code, cell_id)
         out: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
-        idle = reply = False
+        idle = False
+        reply: dict[str, Any] | None = None
         while not (idle and reply):
             if time.monotonic() > deadline:
                 raise AssertionError(f"no reply to {code!r}; got {out}")
@@ -149,13 +150,12 @@ class KernelSocket:
                 continue
             kind = msg["header"]["msg_type"]
             if kind == "execute_reply":
-                reply = True
-                out.append(msg)
+                reply = msg  # the shell channel's reply may come before the last iopub messages
             elif kind == "status" and msg["content"]["execution_state"] == "idle":
                 idle = True
             else:
                 out.append(msg)
-        return out
+        return [*out, reply]
 
     def close(self) -> None:
         self.ws.close()
