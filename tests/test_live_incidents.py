@@ -208,7 +208,8 @@ def test_show_errors_are_one_line(store: dict[str, Any], run_cli: Cli) -> None:
 def test_no_incidents(jupyter_home: dict[str, Path], run_cli: Cli) -> None:
     assert run_cli("incidents") == (0, "no incidents recorded\n", "")
     code_, out, _ = run_cli("incidents", "--format", "json")
-    assert code_ == 0 and json.loads(out) == {"version": 1, "incidents": []}
+    assert code_ == 0 and json.loads(out) == {"version": 1, "incidents": [], "findings": [], "files": [],
+                                              "summary": {"files": 0, "error": 0, "warning": 0, "info": 0}}
 
 
 def test_doctor_reports_recent_incidents_of_its_notebooks(store: dict[str, Any], run_cli: Cli) -> None:
@@ -260,3 +261,24 @@ def test_since_and_sparkline() -> None:
     assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
     assert sparkline([5.0] * 100, width=10) == "█" * 10
     assert sparkline([0, 1, 8], ascii_only=True) == "_.@" and sparkline([]) == ""
+
+
+def test_reports_of_incidents_and_their_saved_document(store: dict[str, Any], run_cli: Cli, tmp_path: Path) -> None:
+    page, saved = tmp_path / "incidents.html", tmp_path / "incidents.json"
+    code_, out, err = run_cli("incidents", "--since", "2d", "--format", "json", "--report", str(page),
+                              "--report", str(saved))
+    assert code_ == 0, err
+    doc = json.loads(out)
+    assert json.loads(saved.read_text(encoding="utf-8")) == doc
+    by_path = {f["path"]: f["code"] for f in doc["findings"]}  # each record's diagnosis, on its notebook
+    crash = store["crash"]["notebook"]  # ("crash" is the record; its notebook is the path)
+    assert by_path == {crash: "RN102", str(store["analysis"]): "RN101"}
+    assert sorted(doc["files"]) == sorted([crash, str(store["analysis"])])
+    html = page.read_text(encoding="utf-8")
+    assert 'class="chart memory incident"' in html and "RN101" in html and "RN102" in html
+    again = tmp_path / "again.html"
+    code_, _, err = run_cli("report", str(saved), "-o", str(again))
+    assert code_ == 0, err
+    assert again.read_text(encoding="utf-8").count('<section class="notebook"') == html.count('<section class="notebook"')
+    code_, _, err = run_cli("incidents", "show", "aaaa1", "--report", str(page))
+    assert code_ == 2 and "--report goes with `incidents list`" in err

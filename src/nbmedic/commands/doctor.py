@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nbmedic.checks import check_notebooks
-from nbmedic.commands.common import emit, kept, load_notebooks, report_files, resolver_from_args, write_report_files
+from nbmedic.commands.common import (
+    emit,
+    kept,
+    load_notebooks,
+    report_files,
+    resolver_from_args,
+    write_report_files,
+)
 from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.config import Config
 from nbmedic.envs import probes

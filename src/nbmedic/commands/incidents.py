@@ -2,7 +2,8 @@
 
 Records live in ``<data>/nbmedic/incidents`` (``nbmedic.live.incidents``); ``list`` prints one line per
 incident, oldest first, ``show`` one whole record in readable form.  ``--format json`` gives the records as
-they are stored.
+they are stored (under ``incidents``), with each one's diagnosis as a finding of its notebook, and
+``--report FILE`` renders that document (``render.reports``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from datetime import date, datetime
 from typing import Any
 
 from nbmedic.ansi import strip_ansi
+from nbmedic.commands.common import report_files, write_report_files
 from nbmedic.errors import UsageError
 from nbmedic.evidence import layout
-from nbmedic.commands.common import report_files, write_report_files
 from nbmedic.live.incidents import find_incident, incident_finding, list_incidents, local_time
 from nbmedic.live.kernels import format_duration
 from nbmedic.logs.matcher import parse_since
-from nbmedic.render.document import build_document
+from nbmedic.render.document import build_document, to_json
 from nbmedic.render.paths import display_path
 from nbmedic.render.reports import ReportInput
 from nbmedic.render.text import excerpt, format_value
@@ -239,10 +240,10 @@ def _list(args: argparse.Namespace) -> int:
     reports = report_files(args)
     since = since_epoch(args.since) if args.since else None
     records = list_incidents(since=since, notebook=args.notebook)
-    if reports:
-        write_report_files(reports, ReportInput(incidents_document(records)))
+    doc = incidents_document(records)
+    write_report_files(reports, ReportInput(doc))
     if args.format == "json":
-        sys.stdout.write(json.dumps({"version": 1, "incidents": records}, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(to_json(doc))
     elif not records:
         _write(["no incidents recorded" + (" (none match the filters)" if since is not None or args.notebook else "")])
     else:

@@ -39,8 +39,8 @@ from nbmedic.execute.options import project_options
 from nbmedic.execute.result import RunResult
 from nbmedic.findings import Finding
 from nbmedic.notebook.record import NotebookFile, read_notebook_file
-from nbmedic.render.paths import display_path
 from nbmedic.render.document import machine_facts
+from nbmedic.render.paths import display_path
 from nbmedic.render.reports import ReportInput, ReportOptions, executed, notebook_reader
 from nbmedic.units import format_bytes
 
