@@ -94,8 +94,8 @@ def document(notebooks: int, samples: int, cells: int, seed: int = 1) -> dict[st
 
 
 _PARTS = {
-    "memory charts (polylines)": r'<polyline class="series[^>]*>',
-    "per-cell bars and boundaries": r'<rect class="bar[^>]*>|<line class="cell-boundary"[^>]*>',
+    "memory lines (RSS, CPU)": r'<path class="series[^>]*>',
+    "per-cell bars and boundaries": r'<path class="(?:bars|cell-boundaries)[^>]*>',
     "cells (source, outputs, figures)": r'<div class="cell.*?</div>',
     "findings": r"<article.*?</article>",
 }

@@ -18,7 +18,7 @@ import pytest
 from nbmedic.commands.incidents import incidents_document
 from nbmedic.render.document import build_document
 from nbmedic.render.html import render_html
-from nbmedic.render.html_charts import MAX_POINTS, downsample
+from nbmedic.render.html_charts import MAX_POINTS, cell_bars, downsample, line_path
 from tests.nbfactory import code, display, error, md, notebook, result, stream, write
 from tests.runhelpers import make_nb
 
@@ -95,11 +95,42 @@ def check_page(text: str) -> Page:
     for link in page.find("a"):
         if link.get("href", "").startswith("#") and len(link["href"]) > 1:
             assert link["href"][1:] in page.ids, link
+    for use in page.find("use"):  # the charts' shared parts: defined once in the page
+        assert use["href"].startswith("#c-") and use["href"][1:] in page.ids, use
     return page
 
 
-def points(polyline: dict[str, str]) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in (p.split(",") for p in polyline["points"].split())]
+_LINE_RE = re.compile(r"M(-?\d+) (-?\d+)(?:l((?:-?\d+[ -]?)+))?")
+
+
+def points(line: dict[str, str]) -> list[tuple[int, int]]:
+    """The absolute points of a drawn line: ``d="M x y l dx dy dx dy ..."`` (relative whole-unit steps)."""
+    match = _LINE_RE.fullmatch(line["d"])
+    assert match, f"not a line path: {line['d'][:80]!r}"
+    x, y = int(match[1]), int(match[2])
+    out = [(x, y)]
+    steps = [int(v) for v in re.findall(r"-?\d+", match[3] or "")]
+    assert len(steps) % 2 == 0, line["d"][:80]
+    for dx, dy in zip(steps[::2], steps[1::2], strict=True):
+        x, y = x + dx, y + dy
+        out.append((x, y))
+    return out
+
+
+def subpaths(path: dict[str, str]) -> list[str]:
+    """The subpaths of a ``d`` (each begins with ``M``)."""
+    return re.findall(r"M[^M]*", path["d"])
+
+
+def cells_of(page: Page, tag: str, cls: str) -> list[int]:
+    """The cells a path-per-series element draws (``data-cells``, one per subpath, in order), over all of
+    them (a series may be split, e.g. its ``hot`` bars)."""
+    out = []
+    for path in page.find(tag, cls):
+        cells = [int(c) for c in path["data-cells"].split()]
+        assert len(cells) == len(subpaths(path)), path
+        out.extend(cells)
+    return out
 
 
 def memory_svgs(text: str) -> list[str]:
@@ -128,7 +159,7 @@ def test_a_run_report_has_its_charts_and_matches_the_saved_document(
     timeline = run["timeline"]
     assert len(timeline) >= 5
     assert int(svg[0]["data-points"]) == min(len(timeline), MAX_POINTS) or len(timeline) > MAX_POINTS
-    (rss,) = page.find("polyline", "series rss")
+    (rss,) = page.find("path", "series rss")
     assert len(points(rss)) == int(svg[0]["data-points"])
     assert 2 <= len(points(rss)) <= MAX_POINTS
     # the peak is drawn: the highest point of the line is the run's peak (y grows downwards)
@@ -136,11 +167,13 @@ def test_a_run_report_has_its_charts_and_matches_the_saved_document(
     top = y0 - (y0 - y1) * max(s["rss"] for s in timeline) / vmax
     assert min(y for _, y in points(rss)) == pytest.approx(top, abs=1)
     ran = [c["index"] for c in run["cells"]]
-    assert sorted(int(a["data-cell"]) for a in page.find("line", "cell-boundary")) == ran
+    assert len(page.find("path", "cell-boundaries")) == 1
+    assert sorted(cells_of(page, "path", "cell-boundaries")) == ran
     for kind in ("duration", "peak"):
-        assert sorted(int(a["data-cell"]) for a in page.find("rect", f"bar {kind}")) == ran
+        assert sorted(cells_of(page, "path", f"bars {kind}")) == ran
     # the memory-growing cell stands out
-    assert [int(a["data-cell"]) for a in page.find("rect", "bar peak hot")] == [1]
+    assert cells_of(page, "path", "bars peak hot") == [1]
+    assert not page.find("line", "cell-boundary") and not page.find("rect")
     assert {f"nb-0-cell-{i}" for i in range(3)} <= page.ids
     assert "MiB" in text and "time (s)" in text
     # the saved document renders the same page structure through `nbmedic report`
@@ -318,11 +351,41 @@ def test_downsampling_keeps_the_peak_and_the_ends() -> None:
     assert max(v2) == 1e9 and t2[v2.index(1e9)] == ts[1234]
     assert (t2[0], t2[-1]) == (ts[0], ts[-1])
     assert t2 == sorted(t2)
-    for n in (1, 2, 399, 400):
+    for n in (1, 2, MAX_POINTS - 1, MAX_POINTS):
         assert downsample(ts[:n], values[:n]) == (ts[:n], values[:n])
-    for n in (401, 402, 797, 5001):
+    for n in (MAX_POINTS + 1, MAX_POINTS + 2, 2 * MAX_POINTS - 3, 5001):
         big_t = [float(i) for i in range(n)]
         assert len(downsample(big_t, big_t)[0]) <= MAX_POINTS
+
+
+def test_a_line_path_is_its_points() -> None:
+    xs = [62, 63, 70, 70, 100, 99, 672]
+    ys = [200, 14, 14, 199, 0, 37, 200]
+    d = line_path(xs, ys)
+    assert d == "M62 200l1-186 7 0 0 185 30-199-1 37 573 163"
+    assert points({"d": d}) == list(zip(xs, ys, strict=True))
+    assert line_path([5], [7]) == "M5 7" and points({"d": "M5 7"}) == [(5, 7)]
+    assert line_path([], []) == ""
+
+
+def test_bars_are_one_path_per_series_with_a_subpath_per_cell() -> None:
+    records = [{"index": 3, "wall": 1.0, "peak_rss": 2**20, "rss_delta": 0},
+               {"index": 4, "wall": 10.0, "peak_rss": 2**24, "rss_delta": 2**24},
+               {"index": 6, "wall": 0.0, "peak_rss": None, "rss_delta": 0},
+               {"index": 7, "wall": 1.5, "peak_rss": 2**21, "rss_delta": 0}]
+    page = Page(cell_bars(records))
+    for kind in ("duration", "peak"):
+        (plain,) = [p for p in page.find("path", f"bars {kind}") if "hot" not in p["class"].split()]
+        (hot,) = page.find("path", f"bars {kind} hot")
+        assert plain["data-cells"] == "3 6 7" and hot["data-cells"] == "4"
+        assert plain["stroke-width"] == hot["stroke-width"] and int(plain["stroke-width"]) > 1
+        heights = {c: int(sub.rsplit("v", 1)[1]) for c, sub in zip([3, 6, 7], subpaths(plain), strict=True)}
+        heights[4] = int(subpaths(hot)[0].rsplit("v", 1)[1])
+        assert heights[4] == max(heights.values()) and heights[6] == 1  # nothing: a 1-unit stub, still there
+        xs = [int(sub[1:].split()[0]) for sub in subpaths(plain)]
+        assert xs == sorted(xs)  # in cell order, left to right
+    assert cells_of(page, "path", "bars duration") == [3, 6, 7, 4]
+    assert not page.find("rect")
 
 
 def _run_doc(findings: list[dict[str, Any]], *, samples: int = 1000) -> dict[str, Any]:
@@ -351,8 +414,8 @@ def test_limit_and_event_markers() -> None:
     page = check_page(text)
     (svg,) = page.find("svg", "chart memory")
     assert svg["data-points"] == str(MAX_POINTS) or int(svg["data-points"]) <= MAX_POINTS
-    assert len(points(page.find("polyline", "series rss")[0])) == int(svg["data-points"])
-    assert page.find("polyline", "series cpu") and not page.find("polyline", "series gpu")
+    assert len(points(page.find("path", "series rss")[0])) == int(svg["data-points"])
+    assert page.find("path", "series cpu") and not page.find("path", "series gpu")
     (limit,) = page.find("line", "limit")
     assert limit["data-bytes"] == str(300 * 2**20)
     assert [a["data-cell"] for a in page.find("g", "event death")] == ["2"]

@@ -26,6 +26,7 @@ from nbmedic.render.document import findings_of
 from nbmedic.render.html_assets import SCRIPT, STYLE, csp_hash
 from nbmedic.render.html_cells import MAX_TEXT, cell_html, cells_of, clean, missing_cells, text_of
 from nbmedic.render.html_charts import (
+    DEFS,
     Event,
     Series,
     cell_bars,
@@ -478,7 +479,7 @@ def render_html(doc: Mapping[str, Any], *, notebook: Callable[[str], dict[str, A
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_esc(csp)}">'
         '<meta name="referrer" content="no-referrer"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>nbmedic report: {_counts(findings)}</title><style>{STYLE}</style></head><body>"
+        f"<title>nbmedic report: {_counts(findings)}</title><style>{STYLE}</style></head><body>{DEFS}"
         '<header><h1>nbmedic report</h1><div id="tools" hidden><button type="button" data-act="open">Expand all'
         '</button><button type="button" data-act="close">Collapse all</button></div></header><main>')
     page = "".join([

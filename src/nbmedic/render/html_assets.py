@@ -54,19 +54,21 @@ article.finding .fix{margin:.3rem 0}article.finding .fix b{color:var(--ok)}
 pre.err{background:#fff5f5}pre.tb{background:#ffebe9}
 img.output-image{max-width:100%;height:auto}
 svg.chart{width:100%;height:auto;max-width:900px;display:block;margin:.4rem 0;font:11px system-ui,sans-serif}
+svg.defs{position:absolute;width:0;height:0;overflow:hidden}
 svg.chart text{fill:var(--fg)}svg .tick-label,svg .legend{fill:var(--muted)}svg .axis-title{font-weight:600}
+svg .mid{text-anchor:middle}svg .end{text-anchor:end}
 svg .axis,svg .tick{stroke:var(--muted);stroke-width:1;fill:none}svg .grid{fill:none;stroke:var(--line);stroke-width:.5}
-svg polyline.series,svg .legend path{fill:none;stroke-width:1.6;stroke-linejoin:round}
-svg .series.rss{stroke:var(--rss)}svg .series.cpu{stroke:var(--cpu);stroke-width:1;opacity:.55}
-svg .series.gpu{stroke:var(--gpu)}
-svg .cell-boundary{stroke:#8c959f;stroke-width:.7;stroke-dasharray:2 3;vector-effect:non-scaling-stroke}
+svg path.series,svg path.key{fill:none;stroke-width:1.6;stroke-linejoin:round}
+svg path.rss{stroke:var(--rss)}svg path.cpu{stroke:var(--cpu)}svg .series.cpu{stroke-width:1;opacity:.55}
+svg path.gpu{stroke:var(--gpu)}
+svg .cell-boundaries{fill:none;stroke:#8c959f;stroke-width:.7;stroke-dasharray:2 3;vector-effect:non-scaling-stroke}
 svg .limit{stroke:var(--err);stroke-width:1.4;stroke-dasharray:6 4}svg .limit-label{fill:var(--err)}
 svg .event line{stroke-width:2}svg .event text{font-weight:600}
 svg .event.death line{stroke:var(--err)}svg .event.death text{fill:var(--err)}
 svg .event.timeout line{stroke:var(--warn)}svg .event.timeout text{fill:var(--warn)}
 svg .event.interrupt line{stroke:var(--cpu)}svg .event.interrupt text{fill:var(--cpu)}
 svg circle.peak{fill:var(--rss)}svg .readout{font-weight:600}svg circle.cursor{fill:#fb8500}
-svg rect.bar.duration{fill:#8ab4f8}svg rect.bar.peak{fill:#b392f0}svg rect.bar.hot{fill:var(--err)}
+svg path.bars{fill:none}svg .bars.duration{stroke:#8ab4f8}svg .bars.peak{stroke:#b392f0}svg .bars.hot{stroke:var(--err)}
 .incident{border:1px solid var(--line);border-radius:4px;padding:.3rem .8rem;margin:.6rem 0}
 #tools{position:fixed;right:1rem;bottom:1rem;background:var(--bg);border:1px solid var(--line);padding:.3rem;
 border-radius:4px}
@@ -107,8 +109,12 @@ SCRIPT = """
   var NS = "http://www.w3.org/2000/svg";
   var mib = function (b) { return (b / 1048576).toFixed(b < 10485760 ? 1 : 0) + " MiB"; };
   all("svg.chart.memory").forEach(function (svg) {
-    var line = svg.querySelector("polyline.series.rss");
+    var line = svg.querySelector("path.series.rss");
     if (!line || !svg.getScreenCTM) { return; }
+    var nums = (line.getAttribute("d") || "").match(/-?[0-9.]+/g) || [], pts = [], px = 0, py = 0, k;
+    for (k = 0; k + 1 < nums.length; k += 2) {  /* M x y, then relative steps */
+      px += parseFloat(nums[k]); py += parseFloat(nums[k + 1]); pts.push({x: px, y: py});
+    }
     var n = function (k) { return parseFloat(svg.getAttribute("data-" + k)); };
     var x0 = n("x0"), x1 = n("x1"), y0 = n("y0"), y1 = n("y1"), tmax = n("tmax"), vmax = n("vmax");
     if (!(x1 > x0) || !(y0 > y1)) { return; }
@@ -123,9 +129,9 @@ SCRIPT = """
       if (!m) { return; }
       var p = svg.createSVGPoint(); p.x = ev.clientX; p.y = ev.clientY;
       var q = p.matrixTransform(m.inverse());
-      var pts = line.points, best = null, i;
-      for (i = 0; i < pts.numberOfItems; i++) {
-        var c = pts.getItem(i);
+      var best = null, i;
+      for (i = 0; i < pts.length; i++) {
+        var c = pts[i];
         if (best === null || Math.abs(c.x - q.x) < Math.abs(best.x - q.x)) { best = c; }
       }
       if (!best) { return; }

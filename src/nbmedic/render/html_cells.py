@@ -114,10 +114,11 @@ def _output(out: object, budget: list[int]) -> str:
 
 
 def cell_html(prefix: str, index: int, cell: object, facts: str = "") -> str:
-    """``<div class="cell" id="{prefix}-cell-{index}">``: the cell's kind, ``facts`` (escaped text: its
-    run's figures), its source and its outputs."""
+    """``<div class="cell" id="{prefix}-cell-{index}">`` (``cell markdown``, ``cell raw`` for those kinds):
+    a line with its index, execution count and ``facts`` (escaped text: its run's figures), its source and
+    its outputs."""
     c = cell if isinstance(cell, Mapping) else {}
-    kind = c.get("cell_type") if c.get("cell_type") in ("code", "markdown", "raw") else "cell"
+    kind = f" {c['cell_type']}" if c.get("cell_type") in ("markdown", "raw") else ""
     count = c.get("execution_count")
     label = f"[{count}]" if isinstance(count, int) and not isinstance(count, bool) else ""
     head = f'<p>cell {index}{" " + label if label else ""}{" · " + html.escape(facts) if facts else ""}</p>'
@@ -126,12 +127,12 @@ def cell_html(prefix: str, index: int, cell: object, facts: str = "") -> str:
     outputs = c.get("outputs")
     budget = [MAX_TEXT]
     outs = "".join(_output(o, budget) for o in outputs) if isinstance(outputs, list) else ""
-    return f'<div class="cell {kind}" id="{prefix}-cell-{index}" data-cell="{index}">{head}{src}{outs}</div>'
+    return f'<div class="cell{kind}" id="{prefix}-cell-{index}">{head}{src}{outs}</div>'
 
 
 def missing_cells(prefix: str, indices: Iterable[int], why: str) -> list[str]:
     """Placeholders for cells the report names (findings, run records) but cannot show."""
-    return [f'<div class="cell missing" id="{prefix}-cell-{i}" data-cell="{i}"><p>'
+    return [f'<div class="cell missing" id="{prefix}-cell-{i}"><p>'
             f'cell {i} · {html.escape(why)}</p></div>'
             for i in sorted(set(indices))]
 

@@ -1,11 +1,15 @@
 """The HTML report's charts: static SVG (readable without JavaScript), built from untrusted documents.
 
-``memory_chart``: the kernel's memory over time (one ``polyline.series.rss`` downsampled to at most
-``MAX_POINTS`` points keeping the peak; CPU and GPU where sampled), cell boundaries, the memory limit and
-the death / timeout / interrupt markers.  ``cell_bars``: per-cell duration and peak-memory bars.
+``memory_chart``: the kernel's memory over time (one ``path.series.rss`` downsampled to at most
+``MAX_POINTS`` points keeping the peak; CPU and GPU where sampled), the cell boundaries (one path), the
+memory limit and the death / timeout / interrupt markers.  ``cell_bars``: per-cell duration and peak-memory
+bars (one path per series, a subpath per cell).  ``DEFS``: what every chart repeats (axis titles, legend),
+defined once per page and drawn with ``<use>``.
 
-Every value comes from a saved document a person may have edited: anything that is not a finite number
-is dropped, never raised on.  Coordinates are whole viewBox units (the page stays small).
+A 500-notebook page must stay under 5 MB, so the markup is lean: a line is ``M x y`` then relative ``l``
+steps (whole viewBox units), the ``data-cells`` of a path name its subpaths' cells in order.  Every value
+comes from a saved document a person may have edited: anything that is not a finite number is dropped,
+never raised on.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from typing import Any
 
 from nbmedic.units import MiB, format_bytes
 
-__all__ = ["MAX_POINTS", "Event", "Series", "cell_bars", "downsample", "memory_chart", "number", "seconds_text",
-           "series_of", "series_of_pairs"]
+__all__ = ["DEFS", "MAX_POINTS", "Event", "Series", "cell_bars", "downsample", "line_path", "memory_chart", "number",
+           "seconds_text", "series_of", "series_of_pairs"]
 
-MAX_POINTS = 400  # points of a displayed timeline
+MAX_POINTS = 240  # points of a displayed timeline (a 720-unit chart: within ~3 units of every sample)
 _W, _H = 720, 230  # the memory chart's viewBox
 _X0, _X1, _Y0, _Y1 = 62, 672, 200, 14  # its plot area: left, right, bottom, top
 _CPU_POINTS = 80  # CPU and GPU points (averages and peaks) of a displayed timeline
@@ -200,17 +204,13 @@ def _axes(frame: _Frame) -> str:
     vstep = _mib_step(frame.vmax)
     yticks = [k * vstep for k in range(1, 12) if k * vstep <= frame.vmax * 1.0001]
     xs, ys = frame.xs(xticks), frame.ys(yticks)
-    mid = (_Y0 + _Y1) // 2
-    return (f'<path class="axis" d="M{_X0} {_Y1}V{_Y0}H{_X1}"/>'
-            f'<path class="tick" d="{"".join(f"M{x} {_Y0}v4" for x in xs)}"/>'
+    return (f'<path class="tick" d="{"".join(f"M{x} {_Y0}v4" for x in xs)}"/>'
             f'<path class="grid" d="{"".join(f"M{_X0} {y}H{_X1}" for y in ys)}"/>'
-            '<g class="tick-label" text-anchor="middle">'
-            + "".join(f'<text x="{x}" y="{_Y0 + 15}">{seconds_text(t)}</text>' for x, t in zip(xs, xticks, strict=True))
-            + '</g><g class="tick-label" text-anchor="end">'
-            + "".join(f'<text x="{_X0 - 4}" y="{y + 4}">{_mib_label(v)}</text>' for y, v in zip(ys, yticks, strict=True))
-            + f'</g><text class="axis-title" x="{(_X0 + _X1) // 2}" y="{_H - 2}" text-anchor="middle">time (s)</text>'
-            f'<text class="axis-title" x="12" y="{mid}" text-anchor="middle" transform="rotate(-90 12 {mid})">'
-            "RSS (MiB)</text>")
+            f'<g class="tick-label mid" transform="translate(0 {_Y0 + 15})">'
+            + "".join(f'<text x="{x}">{seconds_text(t)}</text>' for x, t in zip(xs, xticks, strict=True))
+            + f'</g><g class="tick-label end" transform="translate({_X0 - 4} 4)">'
+            + "".join(f'<text y="{y}">{_mib_label(v)}</text>' for y, v in zip(ys, yticks, strict=True))
+            + '</g><use href="#c-mem"/>')
 
 
 def _mib_label(value: float) -> str:
@@ -218,9 +218,17 @@ def _mib_label(value: float) -> str:
     return f"{mib:,.0f} MiB" if mib >= 10 or mib == int(mib) else f"{mib:.1f} MiB"
 
 
-def _polyline(cls: str, xs: Sequence[int], ys: Sequence[int]) -> str:
-    points = " ".join([f"{x},{y}" for x, y in zip(xs, ys, strict=True)])
-    return f'<polyline class="series {cls}" points="{points}"/>'
+def line_path(xs: Sequence[int], ys: Sequence[int]) -> str:
+    """``d`` of a line through whole-unit points: ``M x y`` then one relative ``l`` step per further point
+    (``dx dy``; a minus sign separates numbers without a space)."""
+    if not xs:
+        return ""
+    steps = " ".join([f"{x - px} {y - py}" for x, y, px, py in zip(xs[1:], ys[1:], xs, ys, strict=False)])
+    return f"M{xs[0]} {ys[0]}" + (f"l{steps}".replace(" -", "-") if steps else "")
+
+
+def _series(cls: str, xs: Sequence[int], ys: Sequence[int]) -> str:
+    return f'<path class="series {cls}" d="{line_path(xs, ys)}"/>'
 
 
 def _limit(frame: _Frame, limit: float, name: str, peak: float) -> str:
@@ -245,14 +253,14 @@ def _event(frame: _Frame, event: Event, end: float) -> str:
 
 
 def _boundaries(frame: _Frame, cell_starts: Mapping[int, float]) -> str:
-    """Dotted lines at the cell starts, in a group scaled to the plot's height (each line: y 0 to 1)."""
+    """One dotted path through the cell starts, scaled to the plot's height (each subpath: y 0 to 1);
+    ``data-cells`` names their cells in order."""
     if not cell_starts:
         return ""
     order = sorted(cell_starts.items())
     xs = frame.xs([t for _, t in order])
-    lines = "".join(f'<line class="cell-boundary" data-cell="{c}" x1="{x}" x2="{x}" y2="1"/>'
-                    for (c, _), x in zip(order, xs, strict=True))
-    return f'<g class="bounds" transform="translate(0 {_Y1}) scale(1 {_Y0 - _Y1})">{lines}</g>'
+    return (f'<path class="cell-boundaries" data-cells="{" ".join(str(c) for c, _ in order)}" '
+            f'transform="matrix(1 0 0 {_Y0 - _Y1} 0 {_Y1})" d="{"".join(f"M{x} 0v1" for x in xs)}"/>')
 
 
 def _cpu(frame: _Frame, series: Series) -> str:
@@ -260,9 +268,9 @@ def _cpu(frame: _Frame, series: Series) -> str:
         return ""
     ts, cpu = _means(series.t, series.cpu, _CPU_POINTS)
     top = max(100.0, max(cpu))
-    return (_polyline("cpu", frame.xs(ts), frame.ys(cpu, top))
+    return (_series("cpu", frame.xs(ts), frame.ys(cpu, top))
             + f'<g class="tick-label cpu"><text x="{_X1 + 4}" y="{_Y1 + 4}">{top:.0f} %</text>'
-            f'<text x="{_X1 + 4}" y="{_Y0}">0 %</text></g>')
+            f'<use href="#c-cpu0"/></g>')
 
 
 def memory_chart(series: Series, *, cell_starts: Mapping[int, float], limit: tuple[str, float] | None,
@@ -286,22 +294,39 @@ def memory_chart(series: Series, *, cell_starts: Mapping[int, float], limit: tup
              + f'data-tmax="{frame.tmax:.4g}" data-vmax="{frame.vmax:.6g}">',
              _axes(frame), _boundaries(frame, cell_starts),
              _limit(frame, limit[1], limit[0], vtop) if limit is not None else "", _cpu(frame, series),
-             _polyline("gpu", frame.xs(gpu[0]), frame.ys(gpu[1])) if gpu else "",
-             _polyline("rss", xs, frame.ys(rss)),
+             _series("gpu", frame.xs(gpu[0]), frame.ys(gpu[1])) if gpu else "",
+             _series("rss", xs, frame.ys(rss)),
              f'<circle class="peak" cx="{frame.x(at)}" cy="{frame.y(peak)}" r="3"><title>peak '
              + f'{_esc(format_bytes(peak))} at {seconds_text(at)}</title></circle>',
              *(_event(frame, e, end) for e in events), _legend(bool(series.cpu), bool(gpu)), "</svg>"]
     return "".join(parts)
 
 
+_LEGEND = (("rss", "RSS (MiB)"), ("cpu", "CPU (%, right)"), ("gpu", "GPU memory"))
+
+
 def _legend(cpu: bool, gpu: bool) -> str:
-    items = [("rss", "RSS (MiB)")] + ([("cpu", "CPU (%, right)")] if cpu else []) + ([("gpu", "GPU memory")] if gpu else [])
-    parts = []
+    return '<use href="#c-rss"/>' + ('<use href="#c-cpu"/>' if cpu else "") + ('<use href="#c-gpu"/>' if gpu else "")
+
+
+def _defs() -> str:
+    """The page's one ``<svg>`` of definitions: the memory chart's axis and titles, its legend entries, the
+    bars chart's axes and its cell label (referenced by ``<use href="#c-...">``, same document only)."""
+    mid = (_Y0 + _Y1) // 2
+    legend = []
     x = _X0 + 6
-    for cls, text in items:
-        parts.append(f'<path class="series {cls}" d="M{x} 6h14"/><text x="{x + 18}" y="10">{text}</text>')
+    for cls, text in _LEGEND:
+        legend.append(f'<g id="c-{cls}" class="legend"><path class="key {cls}" d="M{x} 6h14"/>'
+                      f'<text x="{x + 18}" y="10">{text}</text></g>')
         x += 30 + 7 * len(text)
-    return '<g class="legend">' + "".join(parts) + "</g>"
+    return ('<svg class="defs" aria-hidden="true" focusable="false"><defs>'
+            f'<g id="c-mem"><path class="axis" d="M{_X0} {_Y1}V{_Y0}H{_X1}"/>'
+            f'<text class="axis-title mid" x="{(_X0 + _X1) // 2}" y="{_H - 2}">time (s)</text>'
+            f'<text class="axis-title mid" x="12" y="{mid}" transform="rotate(-90 12 {mid})">RSS (MiB)</text></g>'
+            f'<text id="c-cpu0" x="{_X1 + 4}" y="{_Y0}">0 %</text>{"".join(legend)}'
+            f'<g id="c-bars"><path class="axis" d="M{_BX0} {_ROWS[0][1]}H{_BX1}M{_BX0} {_ROWS[1][1]}H{_BX1}"/>'
+            f'<text class="tick-label mid" x="{_BX0 - 18}" y="{_ROWS[1][1] + 14}">cell</text></g>'
+            "</defs></svg>")
 
 
 _BW, _BH = 720, 190  # the bars chart's viewBox
@@ -318,15 +343,19 @@ def _standouts(values: Sequence[float]) -> list[bool]:
 
 def _bar_row(kind: str, top: int, bottom: int, xs: Sequence[int], cells: Sequence[int], values: Sequence[float],
              width: int, hot_cells: Sequence[bool]) -> str:
-    """One row of bars, drawn upwards from ``bottom`` (a flipped group: each bar needs only x and height)."""
+    """One row of bars drawn upwards from ``bottom``: a path per series (``bars KIND``, and ``bars KIND hot``
+    for the cells that stand out), a vertical subpath per cell as wide as its stroke; ``data-cells`` names
+    the subpaths' cells in order."""
     vmax = max(values, default=0.0)
-    bars = []
+    rows: dict[bool, tuple[list[str], list[str]]] = {False: ([], []), True: ([], [])}
     for x, cell, value, is_hot in zip(xs, cells, values, hot_cells, strict=True):
         h = max(1, round((bottom - top) * value / vmax)) if vmax > 0 else 1
-        hot = " hot" if is_hot else ""
-        bars.append(f'<rect class="bar {kind}{hot}" data-cell="{cell}" x="{x}" width="{width}" height="{h}"/>')
-    return (f'<path class="axis" d="M{_BX0} {bottom}H{_BX1}"/>'
-            f'<g transform="translate(0 {bottom}) scale(1 -1)">{"".join(bars)}</g>')
+        rows[is_hot][0].append(str(cell))
+        rows[is_hot][1].append(f"M{x} 0v{h}")
+    return "".join(
+        f'<path class="bars {kind}{" hot" if hot else ""}" data-cells="{" ".join(names)}" stroke-width="{width}" '
+        f'transform="matrix(1 0 0 -1 0 {bottom})" d="{"".join(d)}"/>'
+        for hot, (names, d) in rows.items() if names)
 
 
 def cell_bars(records: Sequence[Mapping[str, Any]], *, label: str = "") -> str:
@@ -340,19 +369,22 @@ def cell_bars(records: Sequence[Mapping[str, Any]], *, label: str = "") -> str:
     growth = [max(number(r.get("rss_delta")) or 0.0, 0.0) for r in records]
     slot = (_BX1 - _BX0) / max(len(cells), 1)
     width = max(1, round(min(slot * 0.8, 28)))
-    xs = [round(_BX0 + k * slot + (slot - width) / 2) for k in range(len(cells))]
+    xs = [round(_BX0 + k * slot + slot / 2) for k in range(len(cells))]  # the bars' centres
     dmax, pmax = max(walls, default=0.0), max(peaks, default=0.0)
     aria = (f"Per cell: duration (longest {seconds_text(dmax)}) and peak memory (highest {format_bytes(pmax)}) "
             f"of {len(cells)} cells")
     labels = ""
     if cells:
         every = -(-len(cells) // 12)
-        labels = ('<g class="tick-label" text-anchor="middle">'
-                  + "".join(f'<text x="{x + width // 2}" y="{_ROWS[1][1] + 14}">{c}</text>'
-                            for k, (x, c) in enumerate(zip(xs, cells, strict=True)) if k % every == 0)
-                  + f'<text x="{_BX0 - 18}" y="{_ROWS[1][1] + 14}">cell</text></g>')
+        labels = (f'<g class="tick-label mid" transform="translate(0 {_ROWS[1][1] + 14})">'
+                  + "".join(f'<text x="{x}">{c}</text>'
+                            for k, (x, c) in enumerate(zip(xs, cells, strict=True)) if k % every == 0) + "</g>")
     return (f'<svg class="chart cells" role="img" aria-label="{_esc(label + aria)}" viewBox="0 0 {_BW} {_BH}">'
             f'<text class="axis-title" x="2" y="{_ROWS[0][0] - 4}">duration (s), longest {seconds_text(dmax)}</text>'
             f'<text class="axis-title" x="2" y="{_ROWS[1][0] - 4}">peak memory (MiB), highest {_mib_label(pmax)}</text>'
             + _bar_row("duration", *_ROWS[0], xs, cells, walls, width, _standouts(walls))
-            + _bar_row("peak", *_ROWS[1], xs, cells, peaks, width, _standouts(growth)) + labels + "</svg>")
+            + _bar_row("peak", *_ROWS[1], xs, cells, peaks, width, _standouts(growth)) + labels
+            + '<use href="#c-bars"/></svg>')
+
+
+DEFS = _defs()
