@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import struct
 import time
@@ -106,11 +107,32 @@ def csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def count_points(points: str) -> int:
-    """The number of points in an SVG ``points`` attribute ("x,y x,y ..." or "x y x y ...")."""
-    numbers = points.replace(",", " ").split()
-    assert len(numbers) % 2 == 0, f"odd number of coordinates in points={points[:80]!r}"
-    return len(numbers) // 2
+_LINE_RE = re.compile(r"M(-?\d+) (-?\d+)(?:l((?:-?\d+[ -]?)+))?")
+
+
+def line_points(d: str) -> list[tuple[int, int]]:
+    """The absolute points of a drawn line, ``d="M x y l dx dy dx dy ..."`` (whole-unit relative steps)."""
+    match = _LINE_RE.fullmatch(d)
+    assert match, f"not a line path: d={d[:80]!r}"
+    x, y = int(match[1]), int(match[2])
+    steps = [int(v) for v in re.findall(r"-?\d+", match[3] or "")]
+    assert len(steps) % 2 == 0, f"odd number of coordinates in d={d[:80]!r}"
+    out = [(x, y)]
+    for dx, dy in zip(steps[::2], steps[1::2], strict=True):
+        x, y = x + dx, y + dy
+        out.append((x, y))
+    return out
+
+
+def path_cells(paths: list[dict[str, Any]]) -> list[str]:
+    """The cells drawn by paths that carry ``data-cells`` (one per subpath, in order), over all of them;
+    AssertionError when a path's cells and subpaths do not pair up."""
+    out: list[str] = []
+    for path in paths:
+        cells = (path.get("cells") or "").split()
+        assert len(cells) == (path.get("d") or "").count("M"), f"data-cells and subpaths differ: {path}"
+        out.extend(cells)
+    return out
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -32,9 +32,10 @@ from tests.browserhelpers import (
     WIDTH,
     browser_or_skip,
     console,
-    count_points,
     csp_hash,
+    line_points,
     open_report,
+    path_cells,
     png_size,
     print_pdf,
     screenshot,
@@ -49,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLINIC = ROOT / "examples" / "clinic"
 SCREENSHOT = ROOT / "docs" / "img" / "clinic-report.png"
 SCREENSHOT_MEMORY = ROOT / "docs" / "img" / "clinic-report-memory.png"
-MAX_POINTS = 400  # the contract's downsampling bound for a drawn timeline
+MAX_POINTS = 240  # the contract's downsampling bound for a drawn timeline
 Run = Callable[..., tuple[int, str, str]]
 
 
@@ -83,25 +84,29 @@ def clinic(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 _SECTIONS_JS = """
 const attr = (el, name) => el.getAttribute(name);
 const all = (root, sel) => Array.from(root.querySelectorAll(sel));
+const paths = p => ({cells: attr(p, 'data-cells'), d: attr(p, 'd')});
 return all(document, 'section.notebook').map(s => ({
   id: s.id, path: attr(s, 'data-path'), status: attr(s, 'data-status'),
   memory: all(s, 'svg.chart.memory').map(svg => ({
     points: attr(svg, 'data-points'), role: attr(svg, 'role'), label: attr(svg, 'aria-label'),
-    rss: all(svg, 'polyline.series.rss').map(p => ({points: attr(p, 'points'), width: p.getBBox().width})),
+    rss: all(svg, 'path.series.rss').map(p => ({d: attr(p, 'd'), width: p.getBBox().width})),
     width: svg.getBoundingClientRect().width, height: svg.getBoundingClientRect().height,
-    boundaries: all(svg, 'line.cell-boundary').map(l => attr(l, 'data-cell')),
+    boundaries: all(svg, 'path.cell-boundaries').map(paths),
     limits: all(svg, 'line.limit').length,
     events: all(svg, 'g.event').map(g => [attr(g, 'class'), attr(g, 'data-cell')]),
+    shared: all(svg, 'use').map(u => [attr(u, 'href'), u.getBoundingClientRect().width]),
   })),
   bars: all(s, 'svg.chart.cells').map(svg => ({
-    duration: all(svg, 'rect.bar.duration').map(r => attr(r, 'data-cell')),
-    peak: all(svg, 'rect.bar.peak').map(r => attr(r, 'data-cell')),
+    duration: all(svg, 'path.bars.duration').map(paths),
+    peak: all(svg, 'path.bars.peak').map(paths),
+    drawn: all(svg, 'path.bars').every(p => p.getBBox().height > 0 && getComputedStyle(p).stroke !== 'none'
+                                             && parseFloat(getComputedStyle(p).strokeWidth) >= 1),
   })),
   findings: all(s, 'article.finding').map(a => ({
     id: a.id, code: attr(a, 'data-code'), cls: attr(a, 'class'),
     links: all(a, 'a.cell-link').map(l => attr(l, 'href')),
   })),
-  cells: all(s, 'div.cell').map(c => [c.id, attr(c, 'data-cell')]),
+  cells: all(s, 'div.cell').map(c => c.id),
 }));
 """
 
@@ -188,11 +193,11 @@ def test_the_clinic_charts_match_the_document(browser: Any, clinic: tuple[Path, 
             _check_memory_chart(section, run, findings.get(section["path"], []), doc)
         records = sorted(str(record["index"]) for record in run["cells"])
         assert len(section["bars"]) == 1, section["path"]
-        assert sorted(section["bars"][0]["duration"]) == records, section["path"]
-        assert sorted(section["bars"][0]["peak"]) == records, section["path"]
+        assert sorted(path_cells(section["bars"][0]["duration"])) == records, section["path"]
+        assert sorted(path_cells(section["bars"][0]["peak"])) == records, section["path"]
+        assert section["bars"][0]["drawn"], f"{section['path']}: a bar series is not drawn"
         source = json.loads((ROOT / section["path"]).read_text(encoding="utf-8"))
-        assert [c[1] for c in section["cells"]] == [str(i) for i in range(len(source["cells"]))], section["path"]
-        assert [c[0] for c in section["cells"]] == [f"{section['id']}-cell-{i}" for i in range(len(source["cells"]))]
+        assert section["cells"] == [f"{section['id']}-cell-{i}" for i in range(len(source["cells"]))]
     assert charted >= 10, "the clinic's runs should carry memory timelines"
 
 
@@ -205,7 +210,7 @@ def _check_memory_chart(section: dict[str, Any], run: dict[str, Any], findings: 
     assert chart["role"] == "img" and chart["label"], where
     assert chart["width"] > 0 and chart["height"] > 0, f"{where}: the chart is not drawn"
     assert len(chart["rss"]) == 1, where
-    drawn = count_points(chart["rss"][0]["points"])
+    drawn = len(line_points(chart["rss"][0]["d"]))
     assert str(drawn) == chart["points"], f"{where}: data-points={chart['points']} but {drawn} points drawn"
     expected = _expected_points(timeline)
     assert drawn == expected if expected is not None else 2 <= drawn <= MAX_POINTS, (where, drawn, len(timeline))
@@ -213,8 +218,14 @@ def _check_memory_chart(section: dict[str, Any], run: dict[str, Any], findings: 
         assert chart["rss"][0]["width"] > 0, f"{where}: the memory line has no extent"
     cells = {str(record["index"]) for record in run["cells"]}
     started = {str(sample["cell"]) for sample in timeline if sample.get("cell") is not None}
-    boundaries = set(chart["boundaries"])
+    assert len(chart["boundaries"]) <= 1, f"{where}: the cell boundaries are one path"
+    drawn_cells = path_cells(chart["boundaries"])
+    boundaries = set(drawn_cells)
+    assert len(drawn_cells) == len(boundaries), f"{where}: a cell's boundary is drawn twice"
     assert boundaries <= cells and started & cells <= boundaries, (where, boundaries, started, cells)
+    shared = dict(chart["shared"])
+    assert shared.get("#c-mem", 0) > 0 and shared.get("#c-rss", 0) > 0, f"{where}: axes or legend not drawn"
+
     limit = doc.get("machine", {}).get("cgroup_memory_limit") or any(
         f["code"] == "RN101" and f["evidence"].get("limit") for f in findings)
     if limit:
@@ -226,6 +237,25 @@ def _check_memory_chart(section: dict[str, Any], run: dict[str, Any], findings: 
             assert marks, f"{where}: no {kind} marker for {finding['code']}"
             if finding.get("cell") is not None:
                 assert str(finding["cell"]) in marks, (where, finding["code"], marks)
+
+
+def test_the_pointer_reads_time_and_memory_off_a_memory_chart(browser: Any, clinic: tuple[Path, dict[str, Any]]
+                                                              ) -> None:
+    """The one enhancement on the charts: under the pointer, the nearest point of the line (read from its
+    path) is marked and its time and memory shown."""
+    open_report(browser, clinic[0])
+    shown = browser.execute_script("""
+      const svg = document.querySelector('svg.chart.memory');
+      svg.scrollIntoView();
+      const r = svg.getBoundingClientRect();
+      svg.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2,
+                                                     bubbles: true}));
+      const dot = svg.querySelector('circle.cursor');
+      return {text: (svg.querySelector('text.readout') || {}).textContent || '',
+              dot: dot ? [dot.getAttribute('visibility'), +dot.getAttribute('cx')] : null};""")
+    assert re.fullmatch(r"[0-9.]+ s · [0-9.]+ MiB", shown["text"]), shown
+    assert shown["dot"] and shown["dot"][0] == "visible" and 300 < shown["dot"][1] < 420, shown
+    assert severe(console(browser)) == []
 
 
 def test_every_finding_is_shown_with_a_link_to_its_cell(browser: Any, clinic: tuple[Path, dict[str, Any]]) -> None:
@@ -352,9 +382,9 @@ def test_a_long_timeline_is_downsampled_keeping_its_peak(browser: Any, clinic: t
     sections = [s for s in _sections(browser) if s["path"] == run["path"]]
     assert len(sections) == 1 and len(sections[0]["memory"]) == 1, f"no memory chart for {run['path']}"
     chart = sections[0]["memory"][0]
-    drawn = count_points(chart["rss"][0]["points"])
+    drawn = len(line_points(chart["rss"][0]["d"]))
     assert 2 <= drawn <= MAX_POINTS and str(drawn) == chart["points"], drawn
-    ys = [float(v) for v in chart["rss"][0]["points"].replace(",", " ").split()[1::2]]
+    ys = [y for _, y in line_points(chart["rss"][0]["d"])]
     assert max(ys) - min(ys) > 5, "the spike is lost: the downsampled line is flat"
     assert sum(1 for y in ys if abs(y - min(ys)) < 0.5) == 1, "the peak should be one point above a flat line"
 

@@ -55,10 +55,12 @@ pre.err{background:#fff5f5}pre.tb{background:#ffebe9}
 img.output-image{max-width:100%;height:auto}
 svg.chart{width:100%;height:auto;max-width:900px;display:block;margin:.4rem 0;font:11px system-ui,sans-serif}
 svg.defs{position:absolute;width:0;height:0;overflow:hidden}
-svg.chart text{fill:var(--fg)}svg .tick-label,svg .legend{fill:var(--muted)}svg .axis-title{font-weight:600}
+svg.chart text{fill:var(--fg)}svg .tick-label{fill:var(--muted)}svg .axis-title{font-weight:600}
 svg .mid{text-anchor:middle}svg .end{text-anchor:end}
-svg .axis,svg .tick{stroke:var(--muted);stroke-width:1;fill:none}svg .grid{fill:none;stroke:var(--line);stroke-width:.5}
-svg path.series,svg path.key{fill:none;stroke-width:1.6;stroke-linejoin:round}
+svg .tick{stroke:var(--muted);stroke-width:1;fill:none}svg .grid{fill:none;stroke:var(--line);stroke-width:.5}
+svg path.series{fill:none;stroke-width:1.6;stroke-linejoin:round}
+svg use.axes{fill:var(--fg);color:var(--muted)}svg use.key{fill:var(--muted);color:var(--muted)}
+svg use.rss{color:var(--rss)}svg use.cpu{color:var(--cpu)}svg use.gpu{color:var(--gpu)}
 svg path.rss{stroke:var(--rss)}svg path.cpu{stroke:var(--cpu)}svg .series.cpu{stroke-width:1;opacity:.55}
 svg path.gpu{stroke:var(--gpu)}
 svg .cell-boundaries{fill:none;stroke:#8c959f;stroke-width:.7;stroke-dasharray:2 3;vector-effect:non-scaling-stroke}

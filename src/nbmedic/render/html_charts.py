@@ -210,7 +210,7 @@ def _axes(frame: _Frame) -> str:
             + "".join(f'<text x="{x}">{seconds_text(t)}</text>' for x, t in zip(xs, xticks, strict=True))
             + f'</g><g class="tick-label end" transform="translate({_X0 - 4} 4)">'
             + "".join(f'<text y="{y}">{_mib_label(v)}</text>' for y, v in zip(ys, yticks, strict=True))
-            + '</g><use href="#c-mem"/>')
+            + '</g><use class="axes" href="#c-mem"/>')
 
 
 def _mib_label(value: float) -> str:
@@ -270,7 +270,7 @@ def _cpu(frame: _Frame, series: Series) -> str:
     top = max(100.0, max(cpu))
     return (_series("cpu", frame.xs(ts), frame.ys(cpu, top))
             + f'<g class="tick-label cpu"><text x="{_X1 + 4}" y="{_Y1 + 4}">{top:.0f} %</text>'
-            f'<use href="#c-cpu0"/></g>')
+            f'<use class="key" href="#c-cpu0"/></g>')
 
 
 def memory_chart(series: Series, *, cell_starts: Mapping[int, float], limit: tuple[str, float] | None,
@@ -306,26 +306,30 @@ _LEGEND = (("rss", "RSS (MiB)"), ("cpu", "CPU (%, right)"), ("gpu", "GPU memory"
 
 
 def _legend(cpu: bool, gpu: bool) -> str:
-    return '<use href="#c-rss"/>' + ('<use href="#c-cpu"/>' if cpu else "") + ('<use href="#c-gpu"/>' if gpu else "")
+    shown = [cls for cls, on in (("rss", True), ("cpu", cpu), ("gpu", gpu)) if on]
+    return "".join(f'<use class="key {cls}" href="#c-{cls}"/>' for cls in shown)
 
 
 def _defs() -> str:
     """The page's one ``<svg>`` of definitions: the memory chart's axis and titles, its legend entries, the
-    bars chart's axes and its cell label (referenced by ``<use href="#c-...">``, same document only)."""
+    bars chart's axes and its cell label, drawn by ``<use class="..." href="#c-...">`` (same document only).
+    Page styles do not reach into a ``<use>``: its parts are styled by presentation attributes and what
+    they inherit from the ``<use>`` (``color`` for lines, ``fill`` for text; see ``render.html_assets``)."""
     mid = (_Y0 + _Y1) // 2
+    line = 'fill="none" stroke="currentColor"'
     legend = []
     x = _X0 + 6
     for cls, text in _LEGEND:
-        legend.append(f'<g id="c-{cls}" class="legend"><path class="key {cls}" d="M{x} 6h14"/>'
+        legend.append(f'<g id="c-{cls}"><path {line} stroke-width="1.6" d="M{x} 6h14"/>'
                       f'<text x="{x + 18}" y="10">{text}</text></g>')
         x += 30 + 7 * len(text)
     return ('<svg class="defs" aria-hidden="true" focusable="false"><defs>'
-            f'<g id="c-mem"><path class="axis" d="M{_X0} {_Y1}V{_Y0}H{_X1}"/>'
-            f'<text class="axis-title mid" x="{(_X0 + _X1) // 2}" y="{_H - 2}">time (s)</text>'
-            f'<text class="axis-title mid" x="12" y="{mid}" transform="rotate(-90 12 {mid})">RSS (MiB)</text></g>'
+            f'<g id="c-mem" font-weight="600" text-anchor="middle"><path {line} d="M{_X0} {_Y1}V{_Y0}H{_X1}"/>'
+            f'<text x="{(_X0 + _X1) // 2}" y="{_H - 2}">time (s)</text>'
+            f'<text x="12" y="{mid}" transform="rotate(-90 12 {mid})">RSS (MiB)</text></g>'
             f'<text id="c-cpu0" x="{_X1 + 4}" y="{_Y0}">0 %</text>{"".join(legend)}'
-            f'<g id="c-bars"><path class="axis" d="M{_BX0} {_ROWS[0][1]}H{_BX1}M{_BX0} {_ROWS[1][1]}H{_BX1}"/>'
-            f'<text class="tick-label mid" x="{_BX0 - 18}" y="{_ROWS[1][1] + 14}">cell</text></g>'
+            f'<g id="c-bars"><path {line} d="M{_BX0} {_ROWS[0][1]}H{_BX1}M{_BX0} {_ROWS[1][1]}H{_BX1}"/>'
+            f'<text x="{_BX0 - 18}" y="{_ROWS[1][1] + 14}" text-anchor="middle">cell</text></g>'
             "</defs></svg>")
 
 
@@ -384,7 +388,7 @@ def cell_bars(records: Sequence[Mapping[str, Any]], *, label: str = "") -> str:
             f'<text class="axis-title" x="2" y="{_ROWS[1][0] - 4}">peak memory (MiB), highest {_mib_label(pmax)}</text>'
             + _bar_row("duration", *_ROWS[0], xs, cells, walls, width, _standouts(walls))
             + _bar_row("peak", *_ROWS[1], xs, cells, peaks, width, _standouts(growth)) + labels
-            + '<use href="#c-bars"/></svg>')
+            + '<use class="key" href="#c-bars"/></svg>')
 
 
 DEFS = _defs()
