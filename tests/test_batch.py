@@ -29,8 +29,8 @@ import json, os, time, psutil
 began = time.time()
 time.sleep({sleep})
 with open({log!r}, 'a') as fh:
-    fh.write(json.dumps({{'name': {name!r}, 'created': psutil.Process().create_time(), 'began': began,
-                         'ended': time.time()}}) + '\\n')"""
+    fh.write(json.dumps({{'name': {name!r}, 'pid': os.getpid(), 'created': psutil.Process().create_time(),
+                         'began': began, 'ended': time.time()}}) + '\\n')"""
 
 
 def _recording_nbs(tmp_path: Path, count: int, sleep: float) -> tuple[list[RunJob], Path]:
@@ -62,7 +62,7 @@ def test_workers_notebooks_run_cells_at_once_and_the_next_kernels_start_meanwhil
     first_done = min(r["ended"] for r in records[:2])
     for later in records[2:]:  # their kernels were up before a turn was free
         assert later["created"] < first_done, records
-    assert len({r["created"] for r in records}) == 4  # a fresh kernel each
+    assert len({r["pid"] for r in records}) == 4  # a fresh kernel each
 
 
 def test_the_wait_for_a_turn_is_not_part_of_a_run_nor_of_its_timeout(tmp_path: Path) -> None:
@@ -127,3 +127,38 @@ def test_ctrl_c_stops_the_batch_and_leaves_no_kernel(tmp_path: Path) -> None:
     for out in tmp_path.glob("*.out.ipynb"):  # what was written is whole (atomic writes)
         assert json.loads(out.read_text(encoding="utf-8"))["cells"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def _kernel_children() -> list[psutil.Process]:
+    """This process's kernels: descendants running ipykernel (a fork template's children included)."""
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(proc.cmdline()) and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+def test_a_batch_that_fails_midway_leaves_no_kernel_behind(tmp_path: Path) -> None:
+    jobs, _log = _recording_nbs(tmp_path, 6, sleep=0.5)
+
+    def boom(index: int, _result: Any) -> None:
+        raise RuntimeError(f"the display failed on notebook {index}")
+
+    with pytest.raises(RuntimeError, match="the display failed"):
+        execute(jobs, 2, boom)
+    deadline = time.monotonic() + 15
+    while _kernel_children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _kernel_children() == []  # the running ones killed, the ones started ahead shut down
+
+
+def test_a_finished_batch_leaves_no_kernel_behind(tmp_path: Path) -> None:
+    jobs, _log = _recording_nbs(tmp_path, 4, sleep=0.1)
+    assert [r.status for r in execute(jobs, 2)] == ["ok"] * 4
+    deadline = time.monotonic() + 15
+    while _kernel_children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _kernel_children() == []
