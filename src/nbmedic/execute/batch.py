@@ -15,7 +15,7 @@ Progress (for a live display) comes back as it happens: a job started, its cells
 ``progress(done, total)``), the memory of its kernel's process tree.  Threads put these events on a queue
 that this thread reads between results, so the listeners are called here.  Memory is read only when
 ``on_memory`` is given: a thread beside the run sums the RSS of the kernel (``BatchHooks.on_kernel``
-gives its process id) and its children once a ``MEMORY_INTERVAL``.
+gives its process id) and its descendants once a ``MEMORY_INTERVAL`` (``monitor.ProcessTree``).
 
 Ctrl-C (KeyboardInterrupt in this thread) stops the batch: no notebook starts its cells any more, the
 running kernels' process groups are killed, and the interrupt goes on once the threads are done.
@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import psutil  # type: ignore[import-untyped,unused-ignore]
-
 from nbmedic.execute.cluster import execute_on_cluster
 from nbmedic.execute.jobs import RunJob, run_job
+from nbmedic.execute.monitor import ProcessTree
 from nbmedic.execute.result import RunResult
 from nbmedic.execute.runner import BatchHooks
 from nbmedic.findings import Finding
@@ -63,20 +62,6 @@ class BatchRun:
     findings: list[Finding] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     label: str = ""
-
-
-def tree_rss(pid: int) -> int:
-    """Bytes of RSS of process ``pid`` and its descendants (0 when it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            total += int(proc.memory_info().rss)
-    return total
 
 
 class _Cancelled(Exception):
@@ -130,10 +115,13 @@ def _memory_reader(index: int, batch: _Batch) -> Iterator[Callable[[int], None]]
         batch.kernels[index] = kernel_pid
 
     def read() -> None:
+        tree: ProcessTree | None = None
         while not stop.wait(MEMORY_INTERVAL):
-            rss = tree_rss(pid[0]) if pid else 0
-            if rss and not stop.is_set() and batch.send is not None:
-                batch.send(("memory", index, rss, 0))
+            if tree is None and pid:
+                tree = ProcessTree(pid[0])
+            reading = tree.read() if tree is not None else None
+            if reading is not None and reading.rss and not stop.is_set() and batch.send is not None:
+                batch.send(("memory", index, reading.rss, 0))
 
     thread = threading.Thread(target=read, name="nbmedic-batch-memory", daemon=True)
     if batch.memory:
