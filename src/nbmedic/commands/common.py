@@ -12,7 +12,7 @@ from typing import Any
 from nbmedic.config import Config, ConfigResolver, split_codes
 from nbmedic.discover import excluded, iter_notebooks
 from nbmedic.errors import UsageError
-from nbmedic.findings import Finding, exit_code, sort_findings
+from nbmedic.findings import Finding, exit_code
 from nbmedic.notebook.record import NotebookFile, read_notebook_file
 from nbmedic.render.document import build_document, to_json
 from nbmedic.render.reports import ReportInput, check_reports, write_reports
@@ -62,7 +62,7 @@ def emit(findings: list[Finding], files: list[str], fmt: str, *, title: str | No
     elif fmt == "sarif":
         sys.stdout.write(render_sarif(doc))
     else:
-        render_text(sort_findings(findings), files=files, title=title, notes=notes, summary=verb, noun=noun,
+        render_text(findings, files=files, title=title, notes=notes, summary=verb, noun=noun,
                     verbose=verbose)
     return doc
 

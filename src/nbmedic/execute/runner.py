@@ -13,6 +13,7 @@ and papermill's tags).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -455,15 +456,6 @@ class BatchHooks:
     on_kernel: Callable[[int], None] | None = None
 
 
-def _taken(slot: AbstractContextManager[Any] | None) -> float:
-    """Take ``slot`` (when there is one); the seconds it took."""
-    if slot is None:
-        return 0.0
-    began = time.monotonic()
-    slot.__enter__()
-    return time.monotonic() - began
-
-
 def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output: str | None,
              progress: Callable[[int, int], None] | None, hooks: BatchHooks) -> tuple[RunResult, float]:
     """Start the kernel, run the cells (holding the batch's slot), shut the kernel down; the result and
@@ -484,16 +476,14 @@ def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output:
         else:
             if hooks.on_kernel is not None and kernel.pid is not None:
                 hooks.on_kernel(kernel.pid)
-            waited = _taken(hooks.slot)
-            try:
+            began = time.monotonic()
+            with hooks.slot or contextlib.nullcontext():
+                waited = time.monotonic() - began
                 run = _Run(path, nb, opts, kernel, t0 + waited)
                 run.progress = progress
                 run.start_monitor()
                 _keep_language_info(nb, kernel.info)
                 run.run_all()
-            finally:
-                if hooks.slot is not None:
-                    hooks.slot.__exit__(None, None, None)
     finally:
         died_code = _close(kernel, run, debug)
     if run is not None:
