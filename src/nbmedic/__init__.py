@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+PROJECT_URL = "https://github.com/nbmedic/nbmedic"  # where bugs are reported and the README lives
 
 if TYPE_CHECKING:
     from nbmedic.execute.runner import run_notebook
 
-__all__ = ["__version__", "run_notebook"]
+__all__ = ["PROJECT_URL", "__version__", "run_notebook"]
 
 
 def __getattr__(name: str) -> Any:

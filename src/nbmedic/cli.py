@@ -13,14 +13,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from nbmedic import __version__
+from nbmedic import PROJECT_URL, __version__
 from nbmedic.errors import NbmedicError
 from nbmedic.parsers import build_parser
 
 __all__ = ["EXIT_BUG", "EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-ISSUES_URL = "https://github.com/nbmedic/nbmedic/issues"
+ISSUES_URL = f"{PROJECT_URL}/issues"
 
 
 def _dispatch(args: argparse.Namespace) -> int:

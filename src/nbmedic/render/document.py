@@ -24,7 +24,7 @@ from nbmedic.execute.cgroup import read_cgroup
 from nbmedic.execute.forensics import host_memory_total
 from nbmedic.findings import CODES, JSON_VERSION, Finding, sort_findings
 
-__all__ = ["build_document", "findings_of", "load_document", "machine_facts", "summary", "to_json"]
+__all__ = ["build_document", "findings_of", "int_or_none", "load_document", "machine_facts", "summary", "to_json"]
 
 
 def summary(findings: Iterable[Finding], files: int) -> dict[str, int]:
@@ -81,6 +81,12 @@ def load_document(path: str) -> dict[str, Any]:
     return doc
 
 
+def int_or_none(value: object) -> int | None:
+    """``value`` when it is an integer (not a boolean), else None: how a document's counts and indices are
+    read (a saved document may have been edited by hand)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -93,12 +99,11 @@ def findings_of(doc: Mapping[str, Any]) -> list[Finding]:
             raise ValueError(f"finding {i} is not a finding (code and message are required)")  # noqa: TRY004 - one error type for every malformed document
         info = CODES.get(raw["code"])
         severity = raw.get("severity") if raw.get("severity") in ("error", "warning", "info") else None
-        cell = raw.get("cell")
         evidence = raw.get("evidence")
         out.append(Finding(
             code=raw["code"], severity=severity or (info.severity if info else "warning"),
             path=raw.get("path") if isinstance(raw.get("path"), str) else None, message=raw["message"],
-            cell=cell if isinstance(cell, int) and not isinstance(cell, bool) else None,
+            cell=int_or_none(raw.get("cell")),
             cell_id=raw.get("cell_id") if isinstance(raw.get("cell_id"), str) else None,
             evidence=evidence if isinstance(evidence, dict) else {}, fix=_text(raw.get("fix"))))
     return out

@@ -22,7 +22,7 @@ from typing import Any
 from nbmedic.ansi import strip_ansi
 from nbmedic.evidence import layout
 from nbmedic.findings import CODES, Finding
-from nbmedic.render.document import findings_of
+from nbmedic.render.document import findings_of, int_or_none
 from nbmedic.render.html_assets import SCRIPT, STYLE, csp_hash
 from nbmedic.render.html_cells import MAX_TEXT, cell_html, cells_of, clean, missing_cells, text_of
 from nbmedic.render.html_charts import (
@@ -54,10 +54,6 @@ _SHOWN_LINES = 20  # lines of a multi-line fact shown whole; a longer one: its e
 
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _map(value: object) -> Mapping[str, Any]:
@@ -208,7 +204,7 @@ def _cell_starts(series: Series, records: Sequence[Mapping[str, Any]]) -> dict[i
     starts: dict[int, float] = {}
     prev: tuple[float, float] | None = None
     for r in records:
-        index = _int(r.get("index"))
+        index = int_or_none(r.get("index"))
         if index is None:
             continue
         start = series.first_of_cell.get(index)
@@ -222,7 +218,7 @@ def _cell_starts(series: Series, records: Sequence[Mapping[str, Any]]) -> dict[i
 
 def _events(findings: Sequence[Finding], starts: Mapping[int, float],
             records: Sequence[Mapping[str, Any]]) -> list[Event]:
-    walls = {_int(r.get("index")): number(r.get("wall")) for r in records}
+    walls = {int_or_none(r.get("index")): number(r.get("wall")) for r in records}
     out = []
     for f in findings:
         kind = _EVENT_KIND.get(f.code)
@@ -240,7 +236,7 @@ def _events(findings: Sequence[Finding], starts: Mapping[int, float],
 
 
 def _run_block(nb: _Notebook, k: int, run: Mapping[str, Any], doc: Mapping[str, Any]) -> str:
-    records = [r for r in _maps(run.get("cells")) if _int(r.get("index")) is not None]
+    records = [r for r in _maps(run.get("cells")) if int_or_none(r.get("index")) is not None]
     facts = _run_facts(run)
     title = "Run" if len(nb.runs) == 1 else f"Run {k + 1}"
     out = [f'<div class="run" id="{nb.prefix}-run-{k}"><h3>{title}</h3><p class="run-facts">{facts}</p>']
@@ -272,7 +268,7 @@ def _run_facts(run: Mapping[str, Any]) -> str:
         parts.append(f"took {seconds_text(duration)}")
     if peak:
         parts.append(f"peak memory {format_bytes(peak)}")
-    if _int(run.get("exit_code")) is not None:
+    if int_or_none(run.get("exit_code")) is not None:
         parts.append(f"exit code {run['exit_code']}")
     return " · ".join(parts)
 
@@ -343,7 +339,7 @@ def _cells(nb: _Notebook, notebook: NotebookReader) -> str:
     content = (_read(notebook, run.get("output")) or _read(notebook, run.get("path"))) if run else None
     content = content or _read(notebook, nb.path)
     cells = cells_of(content)
-    records = {_int(r.get("index")): r for r in _maps(run.get("cells"))} if run else {}
+    records = {int_or_none(r.get("index")): r for r in _maps(run.get("cells"))} if run else {}
     out = [cell_html(nb.prefix, i, cell, _cell_facts(records.get(i))) for i, cell in enumerate(cells)]
     named = {f.cell for f in nb.findings if f.cell is not None} | {i for i in records if i is not None}
     absent = [i for i in named if i >= len(cells) or i < 0]
@@ -448,7 +444,7 @@ def _summary(doc: Mapping[str, Any], notebooks: Sequence[_Notebook], findings: S
 def _machine_rows(machine: object) -> list[tuple[str, str]]:
     if not isinstance(machine, Mapping):
         return []
-    ram, cpus, cgroup = number(machine.get("ram")), _int(machine.get("cpus")), number(machine.get("cgroup_memory_limit"))
+    ram, cpus, cgroup = number(machine.get("ram")), int_or_none(machine.get("cpus")), number(machine.get("cgroup_memory_limit"))
     return [("machine RAM", format_bytes(ram) if ram else "unknown"),
             ("CPUs", str(cpus) if cpus else "unknown"),
             ("cgroup memory limit", format_bytes(cgroup) if cgroup else "none")]

@@ -39,13 +39,13 @@ from urllib.parse import quote
 
 import orjson
 
-from nbmedic import __version__
+from nbmedic import PROJECT_URL, __version__
 from nbmedic.findings import CODES
+from nbmedic.render.document import int_or_none
 
 __all__ = ["FINGERPRINT", "SCHEMA", "artifact_location", "cell_lines", "fingerprint", "render_sarif", "rule_name"]
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-PROJECT_URL = "https://github.com/nbmedic/nbmedic"
 CODES_URL = f"{PROJECT_URL}#finding-codes"
 FINGERPRINT = "nbmedic/v1"
 SRCROOT = "%SRCROOT%"
@@ -108,10 +108,6 @@ def _rule(code: str) -> dict[str, Any]:
 
 # --- results -----------------------------------------------------------------------------------------------
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -119,7 +115,7 @@ def _str(value: object) -> str | None:
 def fingerprint(finding: Mapping[str, Any]) -> str:
     """A stable id of a finding across runs: code, path, cell (by id, else index) and the message with its
     numbers blanked (sizes, counts and times change from run to run; the alert is the same)."""
-    cell = _str(finding.get("cell_id")) or str(_int(finding.get("cell")))
+    cell = _str(finding.get("cell_id")) or str(int_or_none(finding.get("cell")))
     message = _NUMBER.sub("#", str(finding.get("message", "")))
     path = _str(finding.get("path"))
     where = artifact_location(path)["uri"] if path else ""  # one file, however the command was given it
@@ -139,7 +135,7 @@ def _message(finding: Mapping[str, Any]) -> str:
 def _result(finding: Mapping[str, Any], index: Mapping[str, int], files: _FileLines) -> dict[str, Any]:
     code = str(finding.get("code"))
     severity = str(finding.get("severity"))
-    cell, cell_id = _int(finding.get("cell")), _str(finding.get("cell_id"))
+    cell, cell_id = int_or_none(finding.get("cell")), _str(finding.get("cell_id"))
     result: dict[str, Any] = {
         "ruleId": code, "ruleIndex": index[code], "level": _LEVELS.get(severity, "warning"),
         "message": {"text": _message(finding)},
@@ -204,7 +200,7 @@ def _location(finding: Mapping[str, Any], files: _FileLines) -> dict[str, Any] |
     if where is None:
         return None
     physical: dict[str, Any] = {"artifactLocation": artifact_location(where)}
-    cell = _int(finding.get("cell"))
+    cell = int_or_none(finding.get("cell"))
     if _str(finding.get("path")):
         physical.update(_regions(finding, cell, files))
     location: dict[str, Any] = {"physicalLocation": physical}
@@ -228,14 +224,14 @@ def _regions(finding: Mapping[str, Any], cell: int | None, files: _FileLines) ->
     code = str(finding.get("code"))
     evidence = finding.get("evidence")
     evidence = evidence if isinstance(evidence, Mapping) else {}
-    if code in _FILE_LINE_CODES and _int(evidence.get("line")):
-        return {"region": _region(evidence["line"], column=_int(evidence.get("column")))}
+    if code in _FILE_LINE_CODES and int_or_none(evidence.get("line")):
+        return {"region": _region(evidence["line"], column=int_or_none(evidence.get("column")))}
     if code.startswith("LG"):
-        lines = [n for n in evidence.get("lines") or [] if _int(n) and n >= 1]
+        lines = [n for n in evidence.get("lines") or [] if int_or_none(n) and n >= 1]
         return {"region": _region(lines[0])} if lines else {}
     path = str(finding["path"])
     if cell is None and code == "NB010":  # outputs committed: the first cell that has them
-        cell = _int(evidence.get("first_cell"))
+        cell = int_or_none(evidence.get("first_cell"))
     if cell is None:
         found = next(filter(None, (files.member(path, keys) for keys in _MEMBERS.get(code, ()))), None)
         return {"region": _region(*found)} if found else {}
@@ -252,11 +248,11 @@ def _regions(finding: Mapping[str, Any], cell: int | None, files: _FileLines) ->
 def _cell_lines(code: str, cell: int, evidence: Mapping[str, Any]) -> list[int]:
     """The 1-based lines of the cell's source a finding names."""
     if code == "NB040":
-        return [n for n in evidence.get("lines") or [] if _int(n)]
+        return [n for n in evidence.get("lines") or [] if int_or_none(n)]
     if code == "EN242":
         return [int(item["line"]) for item in evidence.get("cuda_lines") or []
-                if isinstance(item, Mapping) and _int(item.get("cell")) == cell and _int(item.get("line"))]
-    line = _int(evidence.get("cell_line"))
+                if isinstance(item, Mapping) and int_or_none(item.get("cell")) == cell and int_or_none(item.get("line"))]
+    line = int_or_none(evidence.get("cell_line"))
     return [line] if line else []
 
 
