@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 
 from nbmedic.checks import check_notebooks
-from nbmedic.commands.common import emit, load_notebooks, report_files, resolver_from_args, write_report_files
-from nbmedic.render.reports import ReportInput
+from nbmedic.commands.common import (
+    emit,
+    load_notebooks,
+    parsed,
+    report_files,
+    resolver_from_args,
+    write_report_files,
+)
+from nbmedic.render.reports import ReportInput, notebook_reader
 
 
 def run(args: argparse.Namespace) -> int:
@@ -14,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     files = load_notebooks(args.paths, resolver_from_args(args))
     findings, code = check_notebooks(files)
     doc = emit(findings, [f.name for f in files], args.format, verbose=args.verbose)
-    write_report_files(reports, ReportInput(doc))
+    write_report_files(reports, ReportInput(doc, notebook=notebook_reader(parsed(files))))
     return code

@@ -73,6 +73,11 @@ def report_files(args: argparse.Namespace, *, runs: bool = False) -> list[Path]:
                          junit_cells=bool(getattr(args, "junit_cells", False)))
 
 
+def parsed(files: Sequence[NotebookFile]) -> dict[str, dict[str, Any]]:
+    """The notebooks a command has already read, by name: what a report shows of them, not read again."""
+    return {f.name: f.nb for f in files if f.nb is not None}
+
+
 def write_report_files(paths: Sequence[Path], report: ReportInput) -> None:
     if paths:
         write_reports(paths, report)

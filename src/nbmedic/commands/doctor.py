@@ -19,6 +19,7 @@ from nbmedic.commands.common import (
     emit,
     kept,
     load_notebooks,
+    parsed,
     report_files,
     resolver_from_args,
     write_report_files,
@@ -134,5 +135,5 @@ def run(args: argparse.Namespace) -> int:
     title = f"nbmedic doctor: {len(files)} notebook{'s' if len(files) != 1 else ''}"
     doc = emit(findings, [f.name for f in files], args.format, title=title, notes=notes, extra=extra,
                verb="examined", verbose=args.verbose)
-    write_report_files(reports, ReportInput(doc, notebook=notebook_reader(executed(results))))
+    write_report_files(reports, ReportInput(doc, notebook=notebook_reader({**parsed(files), **executed(results)})))
     return code
