@@ -11,6 +11,7 @@ from typing import Any
 
 from nbmedic.errors import UsageError
 from nbmedic.findings import code_matches
+from nbmedic.savelimits import deployment_name
 from nbmedic.units import MiB, parse_size
 
 __all__ = ["Config", "ConfigResolver", "MiB", "config_from_mapping", "find_pyproject", "load_config", "parse_size",
@@ -31,6 +32,10 @@ class Config:
     max_size: int = 10 * MiB
     max_output_size: int = 1 * MiB
     max_stream_lines: int = 10_000
+    max_cell_lines: int = 60  # NB070: a code cell longer than this
+    max_cell_names: int = 8  # NB071: a cell defining more top-level variables than this that later cells read
+    save_limit: int | None = None  # the request size the team's Jupyter deployment accepts (savelimits)
+    deployment: str | None = None  # a known deployment whose proxy limits saves (savelimits.DEPLOYMENTS)
     exclude: tuple[str, ...] = ()
     source: str | None = None  # the pyproject.toml it came from
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -84,7 +89,7 @@ def find_pyproject(start: Path) -> Path | None:
 
 
 _KNOWN = {"select", "ignore", "strict", "clean", "require_lock", "max_size", "max_output_size", "max_stream_lines",
-          "exclude"}
+          "max_cell_lines", "max_cell_names", "save_limit", "deployment", "exclude"}
 
 
 def load_config(start: Path | None = None, *, pyproject: Path | None = None) -> Config:
@@ -120,7 +125,9 @@ def config_from_mapping(section: Mapping[str, Any], *, source: str | None = None
             if not isinstance(value, bool):
                 raise UsageError(f"{where} {raw_key}: expected true or false, got {value!r}")
             values[key] = value
-        elif key == "max_stream_lines":
+        elif key == "deployment":
+            values[key] = deployment_name(value, what=f"{where} {raw_key}")
+        elif key in ("max_stream_lines", "max_cell_lines", "max_cell_names"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{where} {raw_key}: expected a positive integer, got {value!r}")
             values[key] = value

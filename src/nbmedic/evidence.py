@@ -37,7 +37,8 @@ STRICT_ENV = "NBMEDIC_STRICT_EVIDENCE"  # set (the test suite does): an undeclar
 # What every kernel death carries (RN100-RN103: one set of facts, classified into one of four codes);
 # each code shows first the facts that explain it.
 _DEATH_FACTS = {
-    "memory": "peak_rss:bytes limit:bytes limits:bytes cells_growing_rss:{cell:number,rss_growth:bytes} "
+    "memory": "peak_rss:bytes limit:bytes limits:bytes top_allocation top_allocation_bytes:bytes top_allocation_line "
+              "cells_growing_rss:{cell:number,rss_growth:bytes} "
               "killed_by_watchdog killed_by_nbmedic cgroup_oom_kills:count host_oom_kills:count",
     "signal": "signal",
     # a death of a live kernel: the incident to read first (`nbmedic incidents show ID`)
@@ -70,10 +71,12 @@ _LAYOUTS: dict[str, str] = {
     "NB011": "breaks:{cell:number,count:number,previous_cell:number,previous_count:number} count:count",
     "NB012": "cells:number count:count first_executed_cell:number last_executed_cell:number",
     "NB013": "first_count:number last_count:number executed_cells:count gaps:number",
-    "NB020": "size:bytes limit:bytes "
+    "NB020": "size:bytes limit:bytes limit_name save_limits:{name:text,bytes:bytes,effect:text} "
              "largest_outputs:{cell:number,output:number,mime_type:text,output_type:text,bytes:bytes,attachment:text}",
     "NB021": "bytes:bytes limit:bytes cell:number output:number mime_type output_type attachment",
     "NB022": "lines:lines limit:lines output:number name",
+    "NB070": "lines:lines limit:lines",
+    "NB071": "names count:count limit:number read_by:number",
     "NB030": "missing kernelspec language_info",
     "NB031": "kernel display_name installed",
     "NB040": "paths lines:number count:count",

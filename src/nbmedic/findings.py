@@ -85,9 +85,10 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
     CodeInfo("NB013", "info", "execution counts do not start at 1 or have gaps (state from earlier runs)",
              "restart the kernel and run all cells top to bottom, then save"),
     CodeInfo("NB020", "warning", "the notebook file is larger than the size limit (`max_size`, 10 MiB by default)",
-             "clear or shrink the largest outputs (save plots as files, print less)"),
+             "run `nbmedic slim FILE` (keeps every source; says what each step saved), or save plots as files "
+             "and print less"),
     CodeInfo("NB021", "warning", "a single output is larger than the output limit (`max_output_size`, 1 MiB by default)",
-             "shrink that output: downsample images, print summaries, write data to files"),
+             "run `nbmedic slim FILE` to shrink it (or downsample images, print summaries, write data to files)"),
     CodeInfo("NB022", "info", "a stream output has more lines than the limit (`max_stream_lines`, 10,000 by default)",
              "print less (summaries, `tqdm` progress bars instead of a line per step); log to a file instead"),
     CodeInfo("NB030", "warning", "`metadata.kernelspec` is missing or incomplete",
@@ -109,6 +110,11 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "lines), then remove the `nbmedic-conflict` tag"),
 
     # RN1xx: execution (monitored runs of real kernels)
+    CodeInfo("NB070", "info", "a code cell is longer than `max_cell_lines` (60 by default)",
+             "split it: move the steps into functions (in a module, or in earlier cells) and keep the cell short"),
+    CodeInfo("NB071", "info", "a cell defines many top-level variables (`max_cell_names`, 8 by default) that later "
+             "cells read: hidden state that breaks when cells run out of order",
+             "wrap the cell's work in a function that returns what later cells need"),
     CodeInfo("RN100", "error", "the kernel died and no cause could be established; all evidence gathered is attached",
              "re-run with `--debug FILE` and read the kernel's stderr tail in the evidence"),
     CodeInfo("RN101", "error", "the kernel was killed for memory: by the OOM killer or by `--memory-limit`",

@@ -63,6 +63,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, doctor: bool = False) -> Non
     g.add_argument("--stall-after", type=float, metavar="S",
                    help="warn when a cell has had no output and no CPU for S seconds (default 30)")
     g.add_argument("-j", "--jobs", type=int, metavar="N", help="notebooks run in parallel, one kernel each")
+    g.add_argument("--profile-memory", action="store_true", default=None,
+                   help="trace allocations in the kernel (tracemalloc): each cell's top allocation sites at its "
+                   "end and at its peak, by cell line or package (slows allocation-heavy code)")
     if doctor:
         g.add_argument("--no-run", action="store_true", help="static checks only: do not execute the notebooks")
         g.add_argument("--no-env", action="store_true",
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--prefer", choices=("local", "remote"),
                         help="for conflicting cells keep one side instead of both")
     _add_format(repair)
-    for add in (_strip, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
+    for add in (_strip, _slim, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
                 _incidents, _report):
         add(sub)
     return parser
@@ -155,6 +158,28 @@ def _strip(sub: Any) -> None:
                    help="metadata removed by default to keep instead (e.g. cell.metadata.collapsed)")
     p.add_argument("--max-output-size", metavar="SIZE",
                    help="keep outputs of at most SIZE characters (e.g. 500, 2K)")
+    p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
+    _add_format(p)
+
+
+def _slim(sub: Any) -> None:
+    p = sub.add_parser(
+        "slim", help="shrink notebooks that are too large to save, never touching a source",
+        description="Shrink notebooks without touching any cell source: drop what Jupyter never shows, "
+        "deduplicate images, cut long text to its head and tail, re-encode or downscale large images, and as "
+        "a last resort clear the largest outputs, least lossy step first, stopping once the notebook is under "
+        "the target. Says what each step saved. Exit 1 when the target cannot be met, 2 on bad input.")
+    p.add_argument("paths", nargs="+", metavar="NB", help="notebooks to slim")
+    p.add_argument("--target", metavar="SIZE",
+                   help="the size to get under (e.g. 1M, 900K); default: the smallest save limit that "
+                   "applies ([tool.nbmedic] max_size, save_limit, deployment)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUT", help="write the slimmed notebook here (one input only)")
+    where.add_argument("--in-place", action="store_true", help="replace the file, keeping NAME.ipynb.bak")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (each output: cell, mime type, size, step, bytes saved); write nothing")
+    p.add_argument("--lossy", action="store_true",
+                   help="images may be re-encoded as JPEG or WebP (default: PNG stays PNG)")
     p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
     _add_format(p)
 

@@ -30,6 +30,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_output": parse_size(args.max_output, what="--max-output") if getattr(
             args, "max_output", None) else None,
         "fork": False if getattr(args, "no_fork", None) else None,
+        "profile_memory": True if getattr(args, "profile_memory", None) else None,
     }
     params = parameters_from_args(args)
     if params:

@@ -17,7 +17,7 @@ from nbmedic.units import parse_size
 _SIZE_FIELDS = {"memory_limit", "max_output"}
 _SECONDS_FIELDS = {"cell_timeout", "timeout", "startup_timeout", "stall_after", "interrupt_grace",
                    "sample_interval"}
-_BOOL_FIELDS = {"allow_errors", "compare", "fork"}
+_BOOL_FIELDS = {"allow_errors", "compare", "fork", "profile_memory"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class RunOptions:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     cwd: str | None = None  # working directory of the kernel; None = the notebook's folder
     fork: bool = True  # start the kernel by forking a warm template process when the kernelspec allows it
+    profile_memory: bool = False  # tracemalloc in the kernel: each cell's top allocation sites (CellRecord)
 
     def merged(self, **overrides: Any) -> RunOptions:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

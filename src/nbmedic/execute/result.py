@@ -38,6 +38,10 @@ class CellRecord:
     rss_delta: int = 0  # bytes, end minus start
     gpu_peak: int | None = None
     output_bytes: int = 0
+    # with --profile-memory: {"traced_end": bytes, "traced_peak": bytes, "end": [site, ...], "peak": [site, ...]}
+    # where a site is {"where": "cell 3, line 3" | "numpy", "cell": int|None, "line": int|None,
+    # "package": str|None, "bytes": int, "count": int} (execute.memprofile), largest first
+    memory_profile: dict[str, Any] | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """The figures stored in the output notebook's ``cell.metadata.nbmedic``."""

@@ -54,7 +54,7 @@ from nbmedic.units import format_bytes
 __all__ = ["BatchHooks", "reply_exception", "run_notebook", "write_output"]
 
 _STALL_CHECK = 0.5  # seconds between stall checks
-_FIGURES = ("status", "wall", "cpu", "peak_rss", "rss_delta", "gpu_peak", "output_bytes")
+_FIGURES = ("status", "wall", "cpu", "peak_rss", "rss_delta", "gpu_peak", "output_bytes", "memory_profile")
 
 Outcome = RunStatus | None  # what a cell means for the run: None = go on, else the run's final status
 

@@ -66,7 +66,8 @@ DEFAULT_EXTRA_KEYS: tuple[str, ...] = (
 NBMEDIC_CELL_KEY = "cell.metadata.nbmedic"
 # what ``CellRecord.to_metadata`` writes into cell.metadata.nbmedic (nbmedic.execute.result; not imported:
 # this module must stay light)
-RUN_FIGURES = frozenset({"status", "wall", "cpu", "peak_rss", "rss_delta", "gpu_peak", "output_bytes"})
+RUN_FIGURES = frozenset({"status", "wall", "cpu", "peak_rss", "rss_delta", "gpu_peak", "output_bytes",
+                         "memory_profile"})
 
 
 @dataclass(frozen=True)
