@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from nbmedic.checks import code, conflicts, execution, kernel, outputs, size, structure
+from nbmedic.checks import cells, code, conflicts, execution, kernel, outputs, size, structure
 from nbmedic.checks.rules import CheckEnv, NotebookContext, Rule, RuleTable
 from nbmedic.config import Config
 from nbmedic.findings import Finding, exit_code
@@ -16,7 +16,7 @@ def _rules() -> RuleTable:
     """(codes a rule can emit, rule) for every rule on a parsed nbformat-4 notebook."""
     return [
         *structure.RULES, *execution.RULES, *size.RULES, *kernel.RULES, *code.RULES, *outputs.RULES,
-        *conflicts.RULES,
+        *conflicts.RULES, *cells.RULES,
     ]
 
 

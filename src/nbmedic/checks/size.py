@@ -1,4 +1,7 @@
-"""NB020-NB022: notebooks, outputs and streams too large to keep in version control comfortably.
+"""NB020-NB022: notebooks too large to save or keep in version control, outputs and streams too large.
+
+NB020 compares the file with every limit a save must pass (``savelimits``: the project's ``max_size``, the
+team's proxy from ``deployment``/``save_limit``, the browser, the Jupyter server) and names the smallest.
 
 Cheap gates first: an output cannot exceed the limit if the whole file does not, and a stream
 cannot hold N lines unless the file holds N-1 escaped newlines.  Sizes are measured on the parsed
@@ -11,8 +14,10 @@ import heapq
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from nbmedic.checks.rules import NotebookContext, RuleTable
+from nbmedic.checks.rules import CheckEnv, NotebookContext, RuleTable
+from nbmedic.config import Config
 from nbmedic.findings import Finding
+from nbmedic.savelimits import SaveLimit, save_limits
 from nbmedic.units import format_bytes
 
 MAX_REPORTED = 10  # NB021/NB022 findings per notebook
@@ -97,11 +102,35 @@ def iter_output_sizes(ctx: NotebookContext, *, attachments: bool = False) -> Ite
                     yield OutputSize(size, index, None, mime or "none", "attachment", str(name))
 
 
+_LIMITS_KEY = "nb020-save-limits"
+
+
+def _limits_of(config: Config, env: CheckEnv) -> tuple[list[SaveLimit], SaveLimit | None]:
+    """(every save limit, smallest first; the ``max_size`` one) of ``config``, worked out once per
+    configuration of a command."""
+    cache: dict[int, tuple[Config, list[SaveLimit], SaveLimit | None]] = env.cache.setdefault(_LIMITS_KEY, {})
+    hit = cache.get(id(config))
+    if hit is None or hit[0] is not config:
+        limits = save_limits(config)
+        own = next((limit for limit in limits if limit.name.startswith("max_size")), None)
+        hit = cache[id(config)] = (config, limits, own)
+    return hit[1], hit[2]
+
+
+def _named(limit: SaveLimit, own: SaveLimit | None) -> str:
+    return f"the {format_bytes(limit.bytes)} limit (`max_size`)" if limit is own else \
+        f"the {format_bytes(limit.bytes)} {limit.name}"
+
+
 def check_notebook_size(ctx: NotebookContext) -> Iterator[Finding]:
-    """NB020: the file is larger than ``max_size``."""
-    size, limit = len(ctx.data), ctx.config.max_size
-    if size <= limit:
+    """NB020: the file is larger than the smallest limit a save must pass (``max_size``, the deployment's
+    proxy, ``save_limit``, the browser, the Jupyter server: ``savelimits``), named with what happens there."""
+    size = len(ctx.data)
+    limits, own = _limits_of(ctx.config, ctx.env)
+    if size <= limits[0].bytes:  # the cheap path: one compare
         return
+    over = [limit for limit in limits if size > limit.bytes]
+    first = over[0]
     largest = heapq.nlargest(TOP_N, iter_output_sizes(ctx, attachments=True), key=lambda o: o.bytes)
     what = ""
     if largest:
@@ -109,9 +138,13 @@ def check_notebook_size(ctx: NotebookContext) -> Iterator[Finding]:
         where = f"the attachment {top.attachment!r} of cell {top.cell}" if top.attachment is not None \
             else f"output {top.output} of cell {top.cell}"
         what = f"; the largest part is {where} ({top.mime_type}, {format_bytes(top.bytes)})"
+    effect = "" if first is own else f" ({first.effect})"
+    also = "; also over " + ", ".join(_named(limit, own) for limit in over[1:]) if len(over) > 1 else ""
     yield ctx.finding(
-        "NB020", f"the notebook is {format_bytes(size)}, over the {format_bytes(limit)} limit{what}",
-        evidence={"size": size, "limit": limit, "largest_outputs": [o.as_evidence() for o in largest]})
+        "NB020", f"the notebook is {format_bytes(size)}, over {_named(first, own)}{effect}{also}{what}",
+        evidence={"size": size, "limit": first.bytes, "limit_name": first.name,
+                  "save_limits": [limit.as_evidence() for limit in over],
+                  "largest_outputs": [o.as_evidence() for o in largest]})
 
 
 def check_output_size(ctx: NotebookContext) -> Iterator[Finding]:
