@@ -92,3 +92,70 @@ def test_nb022_default_limit_not_reached(tmp_path: Path, check_json: CheckJson) 
     path = nbf.write(tmp_path / "t.ipynb", nbf.notebook(
         nbf.code("loop()", count=1, outputs=[nbf.stream("line\n" * 10_001)])))
     assert codes(check_json(str(path))[1]) == ["NB022"]
+
+
+# --- NB020: the save limits of the team's deployment (savelimits) -------------------------------------
+
+def _two_mib_notebook(tmp_path: Path) -> Path:
+    return nbf.write(tmp_path / "plots.ipynb", nbf.notebook(
+        nbf.code("plot()", count=1, outputs=[nbf.display({"image/png": _png(2 * 1024 * 1024),
+                                                          "text/plain": "<Figure>"})]),
+        nbf.code("summary()", count=2, outputs=[nbf.stream("done\n")]),
+    ))
+
+
+def test_nb020_names_the_ingress_limit_of_the_deployment(tmp_path: Path, check_json: CheckJson) -> None:
+    _limits(tmp_path, 'deployment = "ingress-nginx"\n')
+    path = _two_mib_notebook(tmp_path)
+    _, findings = check_json(str(path))
+    assert sorted(codes(findings)) == ["NB020", "NB021"]  # the plot alone is over max_output_size (1 MiB)
+    [f] = [f for f in findings if f["code"] == "NB020"]
+    assert f["severity"] == "warning" and f["cell"] is None
+    ev = f["evidence"]
+    assert ev["size"] == path.stat().st_size > 2 * 1024 * 1024
+    assert ev["limit"] == 1024 * 1024 and ev["limit_name"] == "ingress-nginx proxy-body-size"
+    # every limit the file is over, smallest first: only the proxy's (max_size is 10 MiB)
+    assert [(s["name"], s["bytes"]) for s in ev["save_limits"]] == [("ingress-nginx proxy-body-size", 1024 * 1024)]
+    assert "413" in ev["save_limits"][0]["effect"]
+    assert ev["largest_outputs"][0]["cell"] == 0 and ev["largest_outputs"][0]["mime_type"] == "image/png"
+    message = f["message"]
+    assert message.startswith("the notebook is 2.0 MiB, over the 1.0 MiB ingress-nginx proxy-body-size (")
+    assert "413 Request Entity Too Large" in message and "output 0 of cell 0 (image/png" in message
+    assert "nbmedic slim FILE" in f["fix"]
+
+
+def test_nb020_without_a_deployment_the_default_limit_applies(tmp_path: Path, check_json: CheckJson) -> None:
+    path = _two_mib_notebook(tmp_path)  # 2 MiB: under max_size (10 MiB), the browser's and the server's
+    assert codes(check_json(str(path))[1]) == ["NB021"]
+    _limits(tmp_path, 'deployment = "jupyter-server"\n')  # Jupyter alone: 512 MiB
+    assert codes(check_json(str(path))[1]) == ["NB021"]
+
+
+def test_nb020_custom_save_limit_and_text_report(tmp_path: Path, check_json: CheckJson,
+                                                 run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    _limits(tmp_path, 'save_limit = "1536K"\nmax_size = "1M"\nmax_output_size = "4M"\n')
+    path = _two_mib_notebook(tmp_path)
+    _, findings = check_json(str(path))
+    [f] = findings
+    ev = f["evidence"]
+    # max_size (1 MiB) is the smaller: named first, the save limit listed after it
+    assert (ev["limit"], ev["limit_name"]) == (1024 * 1024, "max_size ([tool.nbmedic])")
+    assert [s["bytes"] for s in ev["save_limits"]] == [1024 * 1024, 1536 * 1024]
+    assert "over the 1.0 MiB limit (`max_size`); also over the 1.5 MiB save_limit" in f["message"]
+    _limits(tmp_path, 'save_limit = "1536K"\nmax_output_size = "4M"\n')
+    [f] = check_json(str(path))[1]
+    assert (f["evidence"]["limit"], f["evidence"]["limit_name"]) == (1536 * 1024, "save_limit ([tool.nbmedic])")
+    assert "the deployment rejects the save request" in f["message"]
+    code, out, _ = run_cli("check", str(path))
+    assert code == 0 and "NB020" in out and "1.5 MiB" in out  # a warning: exit 0 unless --strict
+    _limits(tmp_path, 'save_limit = "3M"\nmax_output_size = "4M"\n')
+    assert check_json(str(path))[1] == []
+
+
+def test_nb020_bad_deployment_is_a_one_line_usage_error(tmp_path: Path,
+                                                         run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    _limits(tmp_path, 'deployment = "apache"\n')
+    code, out, err = run_cli("check", str(_two_mib_notebook(tmp_path)))
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert "deployment" in line and "'apache'" in line and "ingress-nginx" in line and "Traceback" not in err
