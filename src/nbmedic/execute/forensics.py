@@ -27,12 +27,13 @@ from nbmedic.execute.stacks import StackDump, crash_dump
 from nbmedic.findings import Finding, make
 from nbmedic.units import format_bytes
 
-__all__ = ["DeathFacts", "diagnose_death", "format_bytes", "host_memory_total", "memory_limits"]
+__all__ = ["DeathFacts", "TopAllocation", "diagnose_death", "format_bytes", "host_memory_total", "memory_limits"]
 
 CRASH_SIGNALS = {"SIGSEGV": "a crash in native code", "SIGABRT": "an abort in native code",
                  "SIGBUS": "a bad memory access in native code", "SIGFPE": "an arithmetic fault in native code",
                  "SIGILL": "an illegal instruction in native code"}
-_MEMORY_KEYS = ("peak_rss", "limit", "cells_growing_rss", "killed_by_watchdog", "cgroup_oom_kills",
+_MEMORY_KEYS = ("peak_rss", "limit", "top_allocation", "top_allocation_bytes", "top_allocation_line",
+                "cells_growing_rss", "killed_by_watchdog", "cgroup_oom_kills",
                 "host_oom_kills", "signal")
 NEAR_LIMIT = 0.85  # peak RSS at or above this share of a limit counts as "near the limit"
 
@@ -43,6 +44,15 @@ def host_memory_total() -> int | None:
         return int(psutil.virtual_memory().total)
     except (OSError, RuntimeError, psutil.Error):
         return None
+
+
+@dataclass(frozen=True)
+class TopAllocation:
+    """With --profile-memory: the site that allocated most in the fatal cell (``execute.memprofile``)."""
+
+    where: str  # "cell 3, line 3", "cell 2, line 3 (in make_arrays, called from cell 3)", "numpy, called from ..."
+    bytes: int
+    line: str | None = None  # the source text of that line
 
 
 @dataclass
@@ -69,6 +79,7 @@ class DeathFacts:
     extra: dict[str, Any] = field(default_factory=dict)
     cell_label: str | None = None  # how to name the running cell instead of its index ('[7] "x = 1"': live kernels)
     memory_limit_name: str = "--memory-limit"  # what ``memory_limit`` is (live kernels: the guard's limit)
+    top_allocation: TopAllocation | None = None  # with --profile-memory
 
 
 def _where(facts: DeathFacts) -> str:
@@ -167,6 +178,7 @@ class _Signs:
     limits: list[tuple[str, int]]
     near: list[tuple[str, int]]  # the limits the memory was near at the end
     growth: str  # "; memory grew most in cell 3 (+1.0 GiB)" or ""
+    top: str  # "; the line that allocated most: cell 3, line 3 (120.0 MiB)" or ""
 
 
 def _signs(facts: DeathFacts) -> _Signs:
@@ -181,7 +193,14 @@ def _signs(facts: DeathFacts) -> _Signs:
                       facts.cgroup_after.oom_kills if facts.cgroup_after else None),
         host_oom=_delta(facts.host_oom_before, facts.host_oom_after), peak=peak, limits=limits,
         near=[(name, lim) for name, lim in limits if level >= NEAR_LIMIT * lim],
-        growth="; memory grew most in " + ", ".join(top) if top else "")
+        growth="; memory grew most in " + ", ".join(top) if top else "", top=_top_allocation(facts.top_allocation))
+
+
+def _top_allocation(top: TopAllocation | None) -> str:
+    if top is None:
+        return ""
+    line = f": {top.line.strip()[:120]}" if top.line and top.line.strip() else ""
+    return f"; the line that allocated most: {top.where} ({format_bytes(top.bytes)}){line}"
 
 
 def _evidence(facts: DeathFacts, signs: _Signs) -> dict[str, Any]:
@@ -206,6 +225,9 @@ def _evidence(facts: DeathFacts, signs: _Signs) -> dict[str, Any]:
         evidence["seconds_into_cell"] = round(facts.elapsed, 3)
     if facts.killed_by_us:
         evidence["killed_by_nbmedic"] = True
+    if facts.top_allocation is not None:
+        evidence.update(top_allocation=facts.top_allocation.where, top_allocation_bytes=facts.top_allocation.bytes,
+                        top_allocation_line=facts.top_allocation.line)
     evidence.update(facts.extra)
     return evidence
 
@@ -220,11 +242,11 @@ def _memory(facts: DeathFacts, signs: _Signs, evidence: dict[str, Any]) -> Findi
         used = format_bytes(facts.killed_for_memory.rss)
         if facts.memory_limit_name == "--memory-limit":
             msg = (f"the kernel was killed for memory {where}: its processes used {used}, over the "
-                   f"--memory-limit of {format_bytes(limit or 0)}{signs.growth}")
+                   f"--memory-limit of {format_bytes(limit or 0)}{signs.growth}{signs.top}")
         else:  # the live memory guard kills just below the limit, before the OOM killer would
             share = f"{facts.killed_for_memory.rss / limit:.0%} of " if limit else ""
             msg = (f"the kernel was killed by nbmedic's memory guard {where}: its processes used {used}, "
-                   f"{share}the {format_bytes(limit or 0)} memory limit ({facts.memory_limit_name}){signs.growth}")
+                   f"{share}the {format_bytes(limit or 0)} memory limit ({facts.memory_limit_name}){signs.growth}{signs.top}")
         return make("RN101", facts.path, msg, evidence=_front(evidence, *_MEMORY_KEYS), **kw)
     if sig == "SIGKILL" and not facts.killed_by_us and (signs.cg_oom or signs.host_oom or signs.near):
         if signs.cg_oom:
@@ -237,10 +259,10 @@ def _memory(facts: DeathFacts, signs: _Signs, evidence: dict[str, Any]) -> Findi
         evidence["limit"] = lim[1] if lim else None
         size = f": peak RSS {format_bytes(signs.peak)}" + (
             f" of the {format_bytes(lim[1])} limit ({lim[0]})" if lim else "")
-        msg = f"the kernel was killed for memory by {why} {where}{size}{signs.growth}"
+        msg = f"the kernel was killed for memory by {why} {where}{size}{signs.growth}{signs.top}"
         return make("RN101", facts.path, msg, evidence=_front(evidence, *_MEMORY_KEYS), **kw)
     if (signs.cg_oom or signs.host_oom) and code is not None and code < 0 and sig not in CRASH_SIGNALS:
-        msg = f"the kernel was killed by {sig} {where} and the OOM killer was active (oom_kill counter went up)"
+        msg = f"the kernel was killed by {sig} {where} and the OOM killer was active (oom_kill counter went up){signs.top}"
         return make("RN101", facts.path, msg, evidence=evidence, **kw)
     return None
 

@@ -29,6 +29,7 @@ from nbmedic.errors import UsageError
 from nbmedic.execute.cgroup import host_oom_kills
 from nbmedic.execute.forensics import DeathFacts, diagnose_death, host_memory_total
 from nbmedic.execute.kernel import DebugLog, Kernel, KernelStartError
+from nbmedic.execute.memprofile import MemoryProfiler, install
 from nbmedic.execute.monitor import Monitor
 from nbmedic.execute.options import RunOptions, options_from_mapping
 from nbmedic.execute.outputs import DisplayMap, OutputCollector
@@ -146,6 +147,7 @@ class _Run:
         self.run_deadline = t0 + opts.timeout if opts.timeout else None
         self.died = False
         self.progress: Callable[[int, int], None] | None = None
+        self.profiler: MemoryProfiler | None = None  # --profile-memory
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -156,6 +158,12 @@ class _Run:
         self.monitor = Monitor(self.kernel.pid, interval=self.opts.sample_interval,
                                memory_limit=self.opts.memory_limit, t0=self.t0)
         self.monitor.start()
+
+    def start_profiler(self) -> None:
+        """--profile-memory: tracemalloc and its hooks in the kernel, before the first cell."""
+        cells = self.nb.get("cells")
+        if self.opts.profile_memory and isinstance(cells, list):
+            self.profiler = install(self.kernel, cells, self.opts.startup_timeout)
 
     # --- the cells --------------------------------------------------------------------------------
 
@@ -244,6 +252,9 @@ class _Run:
             record.cpu, record.peak_rss = usage.cpu_seconds, usage.peak_rss
             record.rss_delta, record.gpu_peak = usage.rss_delta, usage.gpu_peak
         record.output_bytes = collector.kept
+        if self.profiler is not None:
+            record.memory_profile = self.profiler.cell_profile(job.index, collector.execution_count,
+                                                               died=record.status == "died")
         if collector.dropped:
             self._truncated(job)
         self._save(job.cell, record, collector)
@@ -307,7 +318,8 @@ class _Run:
             cgroup_after=mon.cgroup_now() if mon is not None else None,
             host_oom_before=self.host_oom_before, host_oom_after=host_oom_kills(),
             host_total=host_memory_total(), cell_growth=growth, killed_by_us=kernel.killed_by_us,
-            elapsed=elapsed)
+            elapsed=elapsed,
+            top_allocation=self.profiler.top_allocation(job.index) if self.profiler and job else None)
 
     def _death(self, job: _Cell | None, elapsed: float | None) -> Outcome:
         """RN100-RN103: the kernel died in ``job`` (None: between cells)."""
@@ -482,6 +494,7 @@ def _execute(path: str, nb: dict[str, Any], opts: RunOptions, t0: float, output:
                 run = _Run(path, nb, opts, kernel, t0 + waited)
                 run.progress = progress
                 run.start_monitor()
+                run.start_profiler()
                 _keep_language_info(nb, kernel.info)
                 run.run_all()
     finally:
