@@ -84,7 +84,8 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "restart the kernel and run all cells top to bottom, then save"),
     CodeInfo("NB013", "info", "execution counts do not start at 1 or have gaps (state from earlier runs)",
              "restart the kernel and run all cells top to bottom, then save"),
-    CodeInfo("NB020", "warning", "the notebook file is larger than the size limit (`max_size`, 10 MiB by default)",
+    CodeInfo("NB020", "warning", "the notebook file is larger than the smallest limit a save must pass (`max_size`, 10 MiB by "
+             "default; the team's proxy from `deployment` or `save_limit`; the browser; the Jupyter server)",
              "run `nbmedic slim FILE` (keeps every source; says what each step saved), or save plots as files "
              "and print less"),
     CodeInfo("NB021", "warning", "a single output is larger than the output limit (`max_output_size`, 1 MiB by default)",

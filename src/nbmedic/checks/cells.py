@@ -30,8 +30,7 @@ from typing import cast
 from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
 from nbmedic.notebook.cells import cell_tags, kernel_language_of, source_text
-from nbmedic.notebook.imports import PYTHON_CELL_MAGICS, parse_cell
-from nbmedic.notebook.imports import _strip_magics as strip_magics
+from nbmedic.notebook.imports import PYTHON_CELL_MAGICS, parse_cell, strip_magics
 
 _CELL_MAGIC_RE = re.compile(r"\A\s*%%(\w+)")
 _IPYTHON_LINE_RE = re.compile(r"^[ \t]*[%!]|\?[ \t]*$", re.MULTILINE)

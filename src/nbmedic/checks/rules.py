@@ -1,6 +1,6 @@
 """The types every static rule works with: what one notebook offers a rule, and what rules share.
 
-Rule modules (``structure``, ``execution``, ``size``, ``kernel``, ``code``, ``outputs``, ``conflicts``)
+Rule modules (``structure``, ``execution``, ``size``, ``kernel``, ``code``, ``outputs``, ``conflicts``, ``cells``)
 import these; the engine imports the rule modules.  Nothing here imports a rule.
 """
 

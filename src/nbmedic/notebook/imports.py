@@ -51,7 +51,7 @@ class ImportScan:
     installs: list[int] = field(default_factory=list)  # cells that pip/conda install
 
 
-def _strip_magics(source: str) -> str:
+def strip_magics(source: str) -> str:
     """Turn IPython-only lines (magics, shell escapes, help) into ``pass``; keep line numbers."""
     out = []
     for line in source.split("\n"):
@@ -66,7 +66,7 @@ def parse_cell(source: str) -> ast.Module | None:
     """The cell as Python, IPython syntax neutralised; None if it still does not parse."""
     for attempt in range(3):
         if attempt == 1:
-            source = _strip_magics(source)
+            source = strip_magics(source)
         elif attempt == 2:
             source = textwrap.dedent(source)
         try:
