@@ -538,6 +538,22 @@ def performance_main(args: argparse.Namespace, cases: list[str], note: Callable[
     return 0
 
 
+def compile_nbmedic() -> str | None:
+    """Byte-compile nbmedic's modules where they lack it, as ``pip install`` does for every package it
+    installs (papermill's and nbclient's modules are compiled).  An editable checkout run with
+    ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile every module on every start: about 0.35 s of
+    the CLI's start measured here, a cost no installed nbmedic pays.  The folder compiled, or None."""
+    import compileall
+
+    import nbmedic
+
+    folder = Path(nbmedic.__file__).parent
+    if not os.access(folder, os.W_OK):
+        return None
+    compileall.compile_dir(str(folder), quiet=2)
+    return str(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -575,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(text, file=sys.stderr, flush=True)
 
+    compiled = compile_nbmedic()
+    if compiled:
+        note(f"byte-compiled {compiled} (as pip does when it installs a package)")
     if args.performance:
         return performance_main(args, cases, note)
 
