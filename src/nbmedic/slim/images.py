@@ -1,0 +1,143 @@
+"""Images in outputs: their pixel size (PNG headers read without Pillow) and their re-encoding (Pillow).
+
+Pillow is the optional extra ``nbmedic[slim]``; it is imported inside the functions that need it, and
+``pillow_missing`` says so in one line when it is not installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["INSTALL_HINT", "PIXEL_BUDGET", "Encoded", "pillow_missing", "png_size", "reencode"]
+
+PIXEL_BUDGET = 1_500_000  # pixels: a 1600x900 figure fits; larger images are downscaled to fit
+MIN_GAIN = 0.10  # a re-encoding must save at least this fraction of the image's bytes
+JPEG_QUALITY = 85
+INSTALL_HINT = "pip install 'nbmedic[slim]'"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def pillow_missing() -> str | None:
+    """None when Pillow can be imported, else the one-line note that says how to install it."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return f"images were not re-encoded: Pillow is not installed ({INSTALL_HINT})"
+    return None
+
+
+def _b64_text(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = "".join(value)
+    return value if isinstance(value, str) else None
+
+
+def png_size(value: Any) -> tuple[int, int] | None:
+    """(width, height) from a base64 PNG's IHDR chunk, decoding 24 bytes; None if it is not a PNG."""
+    text = _b64_text(value)
+    if text is None:
+        return None
+    head = "".join(text[:64].split())[:32]
+    try:
+        raw = base64.b64decode(head, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 24 or not raw.startswith(_PNG_SIGNATURE) or raw[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", raw[16:24])
+    return int(width), int(height)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    mime: str
+    data: str  # base64
+    original: tuple[int, int]  # pixels before
+    pixels: tuple[int, int]  # pixels after
+    detail: str
+
+
+def _open(value: Any) -> Any:
+    """A Pillow image of a base64 value (pixels decoded), or None when it is not an image Pillow reads."""
+    from PIL import Image, UnidentifiedImageError
+
+    text = _b64_text(value)
+    if text is None:
+        return None
+    try:
+        img = Image.open(io.BytesIO(base64.b64decode(text)))
+        if getattr(img, "is_animated", False):
+            return None
+        img.load()
+    except (OSError, ValueError, binascii.Error, Image.DecompressionBombError, UnidentifiedImageError):
+        return None
+    return img
+
+
+def _has_alpha(img: Any) -> bool:
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        alpha = img.convert("RGBA").getchannel("A")
+        return bool(alpha.getextrema()[0] < 255)
+    return False
+
+
+def _save(img: Any, fmt: str, **options: Any) -> bytes | None:
+    buf = io.BytesIO()
+    try:
+        img.save(buf, fmt, **options)
+    except (OSError, ValueError, KeyError):
+        return None
+    return buf.getvalue()
+
+
+def _candidates(img: Any, mime: str, *, lossy: bool, scaled: bool) -> list[tuple[str, bytes, str]]:
+    """(mime, bytes, how) of each encoding allowed: PNG stays PNG (optimised; palette only when lossy),
+    JPEG stays JPEG; with ``lossy`` JPEG is tried too (when the image has no transparency)."""
+    out: list[tuple[str, bytes, str]] = []
+    rgb_like = img.mode in ("RGB", "RGBA", "L", "LA", "P")
+    if mime == "image/png":
+        data = _save(img if rgb_like else img.convert("RGBA"), "PNG", optimize=True)
+        if data is not None:
+            out.append(("image/png", data, "PNG"))
+        if lossy and img.mode not in ("P", "L", "1"):
+            quantized = img.convert("RGBA").quantize(256, method=2) if _has_alpha(img) else \
+                img.convert("RGB").quantize(256)
+            data = _save(quantized, "PNG", optimize=True)
+            if data is not None:
+                out.append(("image/png", data, "PNG, 256 colours"))
+    if (mime == "image/jpeg" and (scaled or lossy)) or (lossy and not _has_alpha(img)):
+        data = _save(img.convert("RGB"), "JPEG", quality=JPEG_QUALITY, optimize=True)
+        if data is not None:
+            out.append(("image/jpeg", data, f"JPEG quality {JPEG_QUALITY}"))
+    return out
+
+
+def reencode(mime: str, value: Any, *, lossy: bool, budget: int = PIXEL_BUDGET) -> Encoded | None:
+    """The image downscaled to ``budget`` pixels (aspect ratio kept) and re-encoded, when that saves at
+    least ``MIN_GAIN`` of its bytes; None otherwise (or when Pillow cannot read it)."""
+    from PIL import Image
+
+    text = _b64_text(value)
+    img = _open(text)
+    if img is None or text is None:
+        return None
+    width, height = img.size
+    scaled = width * height > budget
+    if scaled:
+        factor = (budget / (width * height)) ** 0.5
+        size = (max(1, int(width * factor)), max(1, int(height * factor)))
+        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    before = len(text) * 3 // 4
+    found = _candidates(img, mime, lossy=lossy, scaled=scaled)
+    if not found:
+        return None
+    new_mime, data, how = min(found, key=lambda c: len(c[1]))
+    if len(data) > before * (1 - MIN_GAIN):
+        return None
+    detail = f"{width}x{height} -> {img.size[0]}x{img.size[1]} {how}" if scaled else f"re-encoded as {how}"
+    return Encoded(new_mime, base64.b64encode(data).decode("ascii"), (width, height), img.size, detail)
