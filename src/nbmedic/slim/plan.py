@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -401,14 +401,18 @@ def _apply(ledger: Ledger, action: Action) -> tuple[int, int]:
     return size, ledger.replace(action.cell, action.output, action.replacement)
 
 
-def slim_notebook(nb: dict[str, Any], target: int, *, newline: str = "\n", lossy: bool = False) -> SlimResult:
+def slim_notebook(nb: dict[str, Any], target: int, *, newline: str = "\n", lossy: bool = False,
+                  steps: Collection[str] = STEP_NAMES) -> SlimResult:
     """Slim ``nb`` (a parsed nbformat-4 notebook, changed in place) until its file is at most ``target``
-    bytes; ``after`` is the exact size ``dumps(nb, newline)`` then has."""
+    bytes, with the ``steps`` named (all by default); ``after`` is the exact size ``dumps(nb, newline)``
+    then has."""
     ledger = Ledger(nb, newline)
     result = SlimResult(ledger.total, ledger.total, target)
     for name, step in STEPS:
         if ledger.total <= target:
             break
+        if name not in steps:
+            continue
         missing = images.pillow_missing() if name == "images" else None
         if missing:
             result.notes.append(missing)
