@@ -22,8 +22,10 @@ from typing import Any
 import psutil
 import pytest
 
-from nbmedic.execute.forkstart import fork_refusal, template_pids
-from nbmedic.execute.kernel import Kernel
+from nbmedic.cli import build_parser
+from nbmedic.commands.prelude import prestart
+from nbmedic.execute.forkstart import _cmdline_bytes, fork_refusal, shutdown_templates, template_pids
+from nbmedic.execute.kernel import Kernel, launch_prediction
 from nbmedic.execute.runner import run_notebook
 from tests.runhelpers import PY, kernelspec, make_nb, read_out, text_of
 
@@ -483,3 +485,56 @@ def test_a_forked_kernel_that_shuts_down_exits_0(kernels: Callable[..., Kernel])
     assert run_code(kernel, "x = 1")[0]["status"] == "ok"
     kernel.close(graceful=True)
     assert kernel.returncode() == 0
+
+
+# --- the template started before the command is imported (commands.prelude) -------------------------
+
+
+def _fresh_templates() -> None:
+    shutdown_templates()
+    assert template_pids() == []
+
+
+def test_the_prestarted_template_is_the_one_a_run_forks_from(tmp_path: Path,
+                                                             run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    """The prediction equals the key of the real launch: the run's kernel is forked from the template the
+    CLI started before importing the command, and no second template starts."""
+    _fresh_templates()
+    nb = make_nb(tmp_path, "print('ran')")
+    code, out, err = run_cli("run", str(nb), "-o", str(tmp_path / "out.ipynb"), "--debug", str(tmp_path / "d.jsonl"))
+    assert code == 0, out + err
+    assert started_how(tmp_path / "d.jsonl") == {"start": "fork"}
+    started = [json.loads(line)["content"] for line in (tmp_path / "d.jsonl").read_text().splitlines()
+               if '"kernel-started"' in line]
+    assert [s["template"] for s in started] == template_pids()  # one template: the prestarted one
+
+
+def test_the_prediction_is_the_command_line_and_environment_of_the_launch(tmp_path: Path) -> None:
+    predicted = launch_prediction("python3")
+    assert predicted is not None
+    argv, env = predicted
+    kernel = _start(tmp_path)
+    try:
+        assert len(argv) == len(kernel.argv) and _cmdline_bytes(argv) == _cmdline_bytes(kernel.argv)
+        assert [a for a in argv if "nbmedic-kernel-" not in a] == [a for a in kernel.argv if "nbmedic-kernel-" not in a]
+        assert env["PYTHONFAULTHANDLER"] == "1" and env["PATH"] == os.environ["PATH"]
+    finally:
+        kernel.close()
+
+
+def test_no_guess_for_kernelspecs_that_are_not_plain_ipython(jupyter_home: dict[str, Path]) -> None:
+    kernelspec(jupyter_home["data"], "bash", ["bash", "-c", "{connection_file}"], language="bash")
+    with_env = kernelspec(jupyter_home["data"], "withenv", [PY, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    spec = json.loads((with_env / "kernel.json").read_text(encoding="utf-8"))
+    spec["env"] = {"X": "1"}
+    (with_env / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    assert launch_prediction("bash") is None
+    assert launch_prediction("withenv") is None  # its env is templated by jupyter_client: not guessed
+    assert launch_prediction("no-such-kernel") is None
+
+
+@pytest.mark.parametrize("option", [["--no-fork"], ["--scheduler", "tcp://127.0.0.1:9"]])
+def test_nothing_is_prestarted_when_nothing_will_be_forked(option: list[str]) -> None:
+    _fresh_templates()
+    args = build_parser().parse_args(["run", "x.ipynb", *option])
+    assert prestart(args) is False and template_pids() == []

@@ -47,7 +47,7 @@ from typing import IO, Any
 from nbmedic.execute import template_main
 
 __all__ = ["PRELOAD_ENV", "ForkUnavailable", "ForkedProcess", "fork_kernel", "fork_provisioner",
-           "fork_refusal", "shutdown_templates", "spec_refusal", "template_pids"]
+           "fork_refusal", "prestart", "shutdown_templates", "spec_refusal", "template_pids"]
 
 PRELOAD_ENV = template_main.PRELOAD_ENV
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
@@ -377,41 +377,74 @@ def _padded(argv: list[str], size: int) -> list[str]:
     return [*argv, "#" * missing] if missing >= 0 else argv
 
 
-def _template_for(program: str, flags: Sequence[str], env: Mapping[str, str], argv: Sequence[str]) -> _Template:
-    """The running template for this interpreter, flags and environment (started on first use), its command
-    line as long as ``argv``'s (the same for every kernel of one kernelspec and temporary folder)."""
+def _template_key(program: str, flags: Sequence[str], env: Mapping[str, str],
+                  argv: Sequence[str]) -> tuple[Any, ...]:
+    return (program, tuple(flags), _cmdline_bytes(argv),
+            tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE)))
+
+
+def _started(key: tuple[Any, ...], program: str, flags: Sequence[str], env: Mapping[str, str]) -> _Template:
+    """The running (maybe not yet ready) template for ``key``, started now if there is none (the caller
+    holds ``_REGISTRY``); ForkUnavailable when it cannot start."""
     global _AT_EXIT
-    size = _cmdline_bytes(argv)
-    key = (program, tuple(flags), size,
-           tuple(sorted((k, v) for k, v in env.items() if k not in _VOLATILE)))
+    if key in _FAILED:
+        raise ForkUnavailable(_FAILED[key])
+    template = _TEMPLATES.get(key)
+    if template is not None and template.broken is None and template.popen.poll() is None:
+        return template
+    if template is not None:
+        _TEMPLATES.pop(key)
+        template.close()
+    _retire_idle()
+    if not _AT_EXIT:
+        atexit.register(shutdown_templates)
+        # a process pool's worker ends without atexit, but runs multiprocessing's finalizers
+        multiprocessing.util.Finalize(None, shutdown_templates, exitpriority=10)
+        _AT_EXIT = True
+    try:
+        template = _Template(program, flags, env, key[2])
+    except OSError as exc:
+        _FAILED[key] = f"the template could not be started: {exc}"
+        raise ForkUnavailable(_FAILED[key]) from None
+    _TEMPLATES[key] = template
+    return template
+
+
+def _template_for(program: str, flags: Sequence[str], env: Mapping[str, str], argv: Sequence[str]) -> _Template:
+    """The ready template for this interpreter, flags and environment (started on first use), its command
+    line as long as ``argv``'s (the same for every kernel of one kernelspec and temporary folder)."""
+    key = _template_key(program, flags, env, argv)
     with _REGISTRY:
-        if key in _FAILED:
-            raise ForkUnavailable(_FAILED[key])
-        template = _TEMPLATES.get(key)
-        if template is not None and template.broken is None and template.popen.poll() is None:
+        template = _started(key, program, flags, env)
+        if template.ready is not None:
             return template
-        if template is not None:
-            _TEMPLATES.pop(key)
-            template.close()
-        _retire_idle()
-        if not _AT_EXIT:
-            atexit.register(shutdown_templates)
-            # a process pool's worker ends without atexit, but runs multiprocessing's finalizers
-            multiprocessing.util.Finalize(None, shutdown_templates, exitpriority=10)
-            _AT_EXIT = True
-        try:
-            template = _Template(program, flags, env, size)
-        except OSError as exc:
-            _FAILED[key] = f"the template could not be started: {exc}"
-            raise ForkUnavailable(_FAILED[key]) from None
         try:
             template.wait_ready(_READY_TIMEOUT)
         except ForkUnavailable as exc:
             _FAILED[key] = f"{exc}; {template.log_tail()}".rstrip("; ")
+            _TEMPLATES.pop(key, None)
             template.close()
             raise ForkUnavailable(_FAILED[key]) from None
-        _TEMPLATES[key] = template
         return template
+
+
+def prestart(argv: Sequence[str], env: Mapping[str, str]) -> bool:
+    """Start the template a kernel launched as ``argv`` with ``env`` will fork from, without waiting for it,
+    so that it imports ipykernel while the caller still imports and reads (a command's first kernel then
+    waits less).  Nothing else changes: the kernel is still forked only when it asks, from the template
+    whose key its own launch gives; a template started for nothing is an idle one, retired as any other.
+    Whether a template was started (or was already running)."""
+    argv = [os.path.expanduser(arg) for arg in argv]
+    if fork_refusal(argv, env):
+        return False
+    split = _split_command(argv)
+    assert not isinstance(split, str)
+    with _REGISTRY:
+        try:
+            _started(_template_key(argv[0], split[0], env, argv), argv[0], split[0], env)
+        except ForkUnavailable:
+            return False
+    return True
 
 
 def _retire_idle() -> None:

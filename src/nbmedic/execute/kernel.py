@@ -37,9 +37,12 @@ from typing import IO, Any, TypeVar
 
 from nbmedic.execute.forkstart import ForkedProcess, fork_provisioner, spec_refusal
 from nbmedic.execute.startup import KernelStartError, StartFacts, StartFailure
-from nbmedic.kernelspecs import installed_kernels
+from nbmedic.kernelspecs import installed_kernels, is_rewritten_python, read_kernelspecs
 
-__all__ = ["DebugLog", "Kernel", "KernelStartError"]
+__all__ = ["DebugLog", "Kernel", "KernelStartError", "launch_prediction"]
+
+_TMP_PREFIX = "nbmedic-kernel-"
+_TMP_RANDOM = 8  # characters tempfile.mkdtemp puts after the prefix
 
 T = TypeVar("T")
 
@@ -91,6 +94,40 @@ def faulthandler_lines(path: str) -> list[str]:
     ]
 
 
+def _ipykernel_settings(tmpdir: str) -> tuple[dict[str, str], list[str]]:
+    """What an IPython kernel gets on top of its kernelspec: the environment variables and the extra
+    arguments that send its crash dumps and SIGUSR1 stacks to ``tmpdir``'s faulthandler.log."""
+    env = {"PYTHONFAULTHANDLER": "1"}  # crashes during start-up, before exec_lines run
+    lines = faulthandler_lines(os.path.join(tmpdir, "faulthandler.log"))
+    return env, ["--IPKernelApp.exec_lines=" + json.dumps(lines)]
+
+
+def launch_prediction(kernel_name: str) -> tuple[list[str], dict[str, str]] | None:
+    """The command line and environment ``Kernel.start`` will give ``kernel_name``'s kernel, when its
+    kernelspec is a plain IPython one (no env, no provisioner, no unknown placeholder), with a stand-in
+    temporary folder as long as the real one (fork templates are keyed by that length); None otherwise.
+    Read from the kernelspec files, without jupyter_client, so a caller can start the kernel's fork
+    template (``forkstart.prestart``) while it still imports."""
+    try:
+        spec = read_kernelspecs().specs.get(kernel_name.lower())
+    except Exception:  # noqa: BLE001 - a guess: a broken installation shows when the kernel starts
+        return None
+    if spec is None or spec.error or spec.env or not _is_ipykernel(list(spec.argv), spec.language) \
+            or spec_refusal(spec, spec.language):
+        return None
+    tmpdir = os.path.join(tempfile.gettempdir(), _TMP_PREFIX + "x" * _TMP_RANDOM)
+    names = {"connection_file": os.path.join(tmpdir, "kernel.json"), "resource_dir": spec.resource_dir,
+             "prefix": sys.prefix}
+    try:
+        argv = [arg.format(**names) for arg in spec.argv]
+    except (KeyError, IndexError, ValueError):
+        return None
+    if argv and is_rewritten_python(argv[0]):
+        argv[0] = sys.executable
+    extra_env, extra = _ipykernel_settings(tmpdir)
+    return [*argv, *extra], {**os.environ, **extra_env}
+
+
 def _installed_kernels() -> dict[str, str]:
     """The kernels Jupyter can see (the one kernelspec model), for the message of a missing one."""
     try:
@@ -122,7 +159,7 @@ class Kernel:
         self.path = path  # the notebook, for findings
         self.debug = debug
         self.extra_env = dict(extra_env or {})
-        self.tmpdir = tempfile.mkdtemp(prefix="nbmedic-kernel-")
+        self.tmpdir = tempfile.mkdtemp(prefix=_TMP_PREFIX)
         self.stderr_path = os.path.join(self.tmpdir, "kernel.log")
         self.faulthandler_path: str | None = None
         self.argv: list[str] = []
@@ -211,8 +248,8 @@ class Kernel:
         if _is_ipykernel(self.argv, self.language):
             self.faulthandler_path = os.path.join(self.tmpdir, "faulthandler.log")
             open(self.faulthandler_path, "ab").close()
-            env["PYTHONFAULTHANDLER"] = "1"  # crashes during start-up, before exec_lines run
-            extra = ["--IPKernelApp.exec_lines=" + json.dumps(faulthandler_lines(self.faulthandler_path))]
+            extra_env, extra = _ipykernel_settings(self.tmpdir)
+            env.update(extra_env)
             self.argv = list(km.format_kernel_cmd(extra_arguments=extra))
         return env, extra
 
