@@ -538,3 +538,9 @@ def test_nothing_is_prestarted_when_nothing_will_be_forked(option: list[str]) ->
     _fresh_templates()
     args = build_parser().parse_args(["run", "x.ipynb", *option])
     assert prestart(args) is False and template_pids() == []
+
+
+def test_nothing_is_prestarted_for_a_run_that_will_stop_at_a_missing_notebook(tmp_path: Path) -> None:
+    _fresh_templates()
+    args = build_parser().parse_args(["run", str(tmp_path / "missing.ipynb")])
+    assert prestart(args) is False and template_pids() == []

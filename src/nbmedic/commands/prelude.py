@@ -25,5 +25,8 @@ def prestart(args: argparse.Namespace) -> bool:
     if (getattr(args, "no_fork", None) or getattr(args, "no_run", None) or getattr(args, "scheduler", None)
             or os.environ.get("DASK_SCHEDULER_ADDRESS") or os.environ.get("NBMEDIC_NO_PRESTART")):
         return False
+    paths = getattr(args, "paths", None) or []
+    if not paths or not all(os.path.exists(p) for p in paths):  # the command will stop at a usage error
+        return False
     predicted = launch_prediction(getattr(args, "kernel", None) or "python3")
     return predicted is not None and start_template(*predicted)
