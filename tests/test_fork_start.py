@@ -534,10 +534,11 @@ def test_no_guess_for_kernelspecs_that_are_not_plain_ipython(jupyter_home: dict[
 
 
 @pytest.mark.parametrize("option", [["--no-fork"], ["--scheduler", "tcp://127.0.0.1:9"]])
-def test_nothing_is_prestarted_when_nothing_will_be_forked(option: list[str]) -> None:
+def test_nothing_is_prestarted_when_nothing_will_be_forked(tmp_path: Path, option: list[str]) -> None:
     _fresh_templates()
-    args = build_parser().parse_args(["run", "x.ipynb", *option])
-    assert prestart(args) is False and template_pids() == []
+    nb = str(make_nb(tmp_path, "1"))
+    assert prestart(build_parser().parse_args(["run", nb, *option])) is False and template_pids() == []
+    assert prestart(build_parser().parse_args(["run", nb])) is True and len(template_pids()) == 1
 
 
 def test_nothing_is_prestarted_for_a_run_that_will_stop_at_a_missing_notebook(tmp_path: Path) -> None:
