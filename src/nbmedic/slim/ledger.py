@@ -60,8 +60,10 @@ def _wrap_cells(cells: list[Any]) -> dict[str, Any]:
 class Ledger:
     """A notebook's outputs as slim changes them, and the size the notebook would have once written.
 
-    Changes stay here until ``finish`` puts them into the notebook; ``outputs[cell][k]`` is None for an
-    output that was removed (indices always refer to the notebook as read).
+    ``outputs[cell][k]`` is None for an output that was removed (indices always refer to the notebook as
+    read).  A new output also goes into the notebook at once, and a removed one is replaced there by an
+    empty placeholder, so the notebook never holds what slim already cut (the 60 MB notebook's peak
+    memory); ``finish`` drops the placeholders.
     """
 
     def __init__(self, nb: dict[str, Any], newline: str = "\n") -> None:
@@ -134,11 +136,13 @@ class Ledger:
         if cost >= self.costs[cell][index]:
             return 0
         self.outputs[cell][index] = output
+        self.nb["cells"][cell]["outputs"][index] = output
         self.costs[cell][index] = cost
         return self._recost(cell)
 
     def remove(self, cell: int, index: int) -> int:
         self.outputs[cell][index] = None
+        self.nb["cells"][cell]["outputs"][index] = {}
         self.costs[cell][index] = -1
         return self._recost(cell)
 
