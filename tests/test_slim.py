@@ -19,7 +19,18 @@ import nbformat
 import pytest
 from PIL import Image, ImageDraw
 
-from nbmedic.notebook.io import dumps, encode_text, load_bytes, write_notebook
+from nbmedic.notebook.io import (
+    BOM,
+    LARGE_FILE,
+    MAX_ESCAPED,
+    NotebookReadError,
+    detect_newline,
+    dumps,
+    encode_text,
+    load_bytes,
+    load_large,
+    write_notebook,
+)
 from nbmedic.slim import Ledger, cut_text, slim_notebook
 from nbmedic.units import MiB
 
@@ -363,3 +374,65 @@ def test_json_and_text_report_shape(run_cli: Cli, tmp_path: Path) -> None:
     assert "(dry run, would write" in out and "  plan:" in out and "cell 0 output 0" in out
     assert out.rstrip().endswith("1 would be slimmed, 0 unchanged, 0 over the target, 0 failed")
     assert not (tmp_path / "nb.slim.ipynb").exists()
+
+
+# --- load_large: the reader of large notebooks ------------------------------------------------------------------
+
+def _large_bytes(extra: str = "", *, newline: str = "\n", meta: dict[str, Any] | None = None) -> bytes:
+    """A notebook just over ``LARGE_FILE`` bytes (a long log), with ``extra`` at the end of the log."""
+    log = "".join(f"step {i}: loss={1 / (i + 1):.6f}\n" for i in range(LARGE_FILE // 24)) + extra
+    nb = nbformat.v4.new_notebook(cells=[_code("train()", nbformat.v4.new_output("stream", name="stdout", text=log))])
+    nb.metadata.update(meta or {})
+    data = encode_text(dumps(nb, newline))
+    assert len(data) >= LARGE_FILE
+    return data
+
+
+@pytest.mark.parametrize("extra, meta, newline", [
+    ("", {"big": 2 ** 70, "small": -(2 ** 63), "ratio": 1e-05}, "\n"),  # integers beyond 64 bits stay exact
+    ("caf\u00e9 \u00b0C\n", None, "\n"),  # Latin-1 only: one byte per character
+    ("r\u00e9sum\u00e9 \u2014 \U0001f680 launch \u2028 \u2588\u2588\u258c\n", None, "\r\n"),  # escaped
+    ("\u2588" * (MAX_ESCAPED + 1) + "\n", None, "\n"),  # too many to escape: orjson reads it
+    ("C:\\\u2014\n", None, "\n"),  # an escaped backslash before a wide character: orjson reads it
+], ids=["big-integers", "latin-1", "wide-crlf", "many-wide", "backslash-wide"])
+def test_load_large_reads_what_load_bytes_reads(tmp_path: Path, extra: str, meta: dict[str, Any] | None,
+                                                newline: str) -> None:
+    data = _large_bytes(extra, newline=newline, meta=meta)
+    path = tmp_path / "large.ipynb"
+    path.write_bytes(data)
+    nb, size, found = load_large(path)
+    assert (nb, size, found) == (load_bytes(data), len(data), detect_newline(data))
+    assert found == newline and "".join(nb["cells"][0]["outputs"][0]["text"]).endswith(extra)
+    if meta:
+        assert type(nb["metadata"]["big"]) is int and nb["metadata"]["big"] == 2 ** 70
+
+
+def _broken(kind: str) -> bytes:
+    data = _large_bytes("marker\n")
+    if kind == "bom":
+        return BOM + data
+    if kind == "encoding":  # a Latin-1 byte in the middle of the log
+        return data.replace(b"marker", b"caf\xe9", 1)
+    if kind == "truncated":
+        return data[: len(data) * 2 // 3]
+    if kind == "not-object":
+        return b"[" + data + b"]"
+    return data.replace(b"marker", "\\\u2014".encode(), 1)  # syntax: a backslash escaping a non-ASCII character
+
+
+@pytest.mark.parametrize("kind", ["bom", "encoding", "truncated", "not-object", "syntax"])
+def test_load_large_errors_are_the_one_line_errors_of_load_bytes(run_cli: Cli, tmp_path: Path, kind: str) -> None:
+    data = _broken(kind)
+    path = tmp_path / "broken.ipynb"
+    path.write_bytes(data)
+    with pytest.raises(NotebookReadError) as large:
+        load_large(path)
+    with pytest.raises(NotebookReadError) as small:
+        load_bytes(data)
+    assert large.value.kind == small.value.kind == kind
+    assert (str(large.value), large.value.line, large.value.column) == (
+        str(small.value), small.value.line, small.value.column)
+    code, out, err = run_cli("slim", str(path), "--target", "1K")
+    assert code == 2 and out == "" and err.strip() == f"nbmedic: error: {path}: not a notebook: {small.value} " \
+        "(try `nbmedic repair`)"
+    assert path.read_bytes() == data
