@@ -311,6 +311,32 @@ def test_running_size_is_exact_with_crlf_and_after_changes(small_nb: Path) -> No
     assert result.changes and result.after == len(encode_text(dumps(parsed, "\r\n")))
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_running_size_is_exact_for_awkward_text(newline: str) -> None:
+    """Texts are measured whole, not line by line: every way str.splitlines cuts, escapes, non-ASCII."""
+    texts = ["", "no newline", "a\nb\n", "a\r\nb\rc\n\r", "\r", "tab\tquote\"back\\slash\x01\n", "v\x0bf\x0cg\x1ch\x1di\x1ej",
+             "caf\u00e9\n\u2028x\u2029y\x85z\n", "\U0001f680 launch\n" * 3, "".join(f"line {i}\n" for i in range(500))]
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in texts]
+    outputs += [{"output_type": "stream", "name": "stderr", "text": t.splitlines(True)} for t in texts]
+    outputs += [_display({"text/plain": t, "text/html": t.splitlines(True), "image/svg+xml": t,
+                          "application/javascript": t.splitlines(True), "application/json": {"t": t}}) for t in texts]
+    outputs += [{"output_type": "stream", "name": "stdout", "text": ["a\n", 1]},  # not all strings: left as they are
+                {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ["a", None],
+                                                                         "image/png": ["iVBOR", "w0KG\n"]}},
+                {"output_type": "error",
+                "ename": "E", "evalue": "x\ny", "traceback": ["a\nb", "c"]}]
+    cells = [{"cell_type": "code", "execution_count": 1, "id": "c0", "metadata": {}, "outputs": outputs, "source": "x"},
+             {"cell_type": "markdown", "id": "m", "metadata": {}, "source": ["\u00e9\r\n", "y"]}]
+    parsed = json.loads(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    ledger = Ledger(parsed, newline)
+    assert ledger.total == len(encode_text(dumps(parsed, newline)))
+    for index in range(0, len(outputs), 3):
+        ledger.replace(0, index, {"output_type": "stream", "name": "stdout", "text": texts[index % len(texts)][::-1]})
+        ledger.remove(0, index + 1)
+    ledger.finish()
+    assert ledger.total == len(encode_text(dumps(parsed, newline)))
+
+
 # --- writing, errors, configuration, output -----------------------------------------------------------------
 
 def test_in_place_keeps_a_backup_and_a_second_run_changes_nothing(run_cli: Cli, tmp_path: Path) -> None:

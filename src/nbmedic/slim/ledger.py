@@ -23,6 +23,9 @@ __all__ = ["Ledger"]
 
 _CELLS_INDENT = 1  # the closing bracket of "cells"
 _OUTPUTS_INDENT = 3  # the closing bracket of a cell's "outputs"
+_STREAM_DEPTH, _BUNDLE_DEPTH = 5, 6  # of a stream's text and of a mime bundle's values, in _wrap_outputs
+_SPLIT_MIMES = ("image/svg+xml", "application/javascript")  # split into lines like text/* (nbformat)
+_ASCII_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e")  # where str.splitlines also cuts, besides \n and \r
 
 
 def _layout(doc: Any) -> tuple[int, int] | None:
@@ -47,6 +50,26 @@ def _layout(doc: Any) -> tuple[int, int] | None:
         else:  # NaN, infinities, bytes, subclasses: the writer's own rules
             return None
     return extra, newlines
+
+
+def _joined(value: Any) -> str | None:
+    """The text of a string or a list of strings (what nbformat joins); None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        try:
+            return "".join(value)
+        except TypeError:
+            return None
+    return None
+
+
+def _line_count(text: str) -> int:
+    """``len(text.splitlines(True))``, without making the lines."""
+    if not text.isascii() or any(brk in text for brk in _ASCII_BREAKS):
+        return len(text.splitlines(True))
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks + (text[-1:] not in ("", "\n", "\r"))
 
 
 def _wrap_outputs(outputs: list[Any]) -> dict[str, Any]:
@@ -109,7 +132,47 @@ class Ledger:
 
     def output_cost(self, output: dict[str, Any]) -> int:
         """Bytes one output adds to a cell whose only output it is."""
-        return self.size_of(_wrap_outputs([output])) - self._out_empty
+        cost = self._text_cost(output)
+        return self.size_of(_wrap_outputs([output])) - self._out_empty if cost is None else cost
+
+    def _lines_size(self, text: str, depth: int) -> int | None:
+        """Bytes the canonical list of ``text``'s lines (a value at ``depth``) takes more than ``[]``: JSON
+        escapes each character alone, so the lines' escaped lengths add up to the text's."""
+        lines = _line_count(text)
+        if not lines:
+            return 0
+        try:
+            escaped = len(orjson.dumps(text)) - 2
+        except orjson.JSONEncodeError:  # a lone surrogate: the writer's own rules
+            return None
+        return escaped + 3 * lines - 1 + lines * (depth + 1) + depth + (lines + 1) * self._nl
+
+    def _text_cost(self, output: dict[str, Any]) -> int | None:
+        """``output_cost`` of a stream or a display output with its text values measured as whole texts
+        rather than as the hundreds of thousands of lines a long log is split into; None: not such an output."""
+        kind = output.get("output_type")
+        data = output.get("data")
+        texts: list[tuple[str, int]] = []
+        if kind == "stream":
+            text = _joined(output.get("text"))
+            if text is None:
+                return None
+            rest, texts = {**output, "text": []}, [(text, _STREAM_DEPTH)]
+        elif kind in ("execute_result", "display_data") and isinstance(data, dict):
+            data = dict(data)
+            for key, value in data.items():
+                split = isinstance(key, str) and (key.startswith("text/") or key in _SPLIT_MIMES)
+                text = _joined(value) if split else None
+                if text is not None:
+                    data[key] = []
+                    texts.append((text, _BUNDLE_DEPTH))
+            rest = {**output, "data": data}
+        else:
+            return None
+        sizes = [self._lines_size(text, depth) for text, depth in texts]
+        if any(size is None for size in sizes):
+            return None
+        return self.size_of(_wrap_outputs([rest])) - self._out_empty + sum(size or 0 for size in sizes)
 
     def _list_extra(self, costs: list[int], indent: int) -> int:
         alive = [c for c in costs if c >= 0]
