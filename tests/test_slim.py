@@ -31,7 +31,7 @@ from nbmedic.notebook.io import (
     load_large,
     write_notebook,
 )
-from nbmedic.slim import Ledger, cut_text, slim_notebook
+from nbmedic.slim import Ledger, cut_text, images, slim_notebook
 from nbmedic.units import MiB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,6 +266,25 @@ def test_large_images_are_downscaled_and_keep_their_display_size(tmp_path: Path)
     assert img.format == "PNG" and img.width * img.height <= 1_500_000
     assert abs(img.width / img.height - 2000 / 1500) < 0.01
     assert out["metadata"]["image/png"] == {"width": 2000, "height": 1500}
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "RGB+transparency"])
+def test_lossless_reencoding_keeps_every_pixel(mode: str) -> None:
+    """PNGs under the pixel budget but large in bytes are re-encoded (by slim's own Average-filter writer for
+    L, RGB and RGBA; by Pillow otherwise): the pixels, the mode and a transparent colour are kept."""
+    ramp = Image.linear_gradient("L").resize((900, 600))
+    smooth = Image.merge("RGB", [ramp, ramp.rotate(90, expand=False), ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    img = Image.blend(smooth, Image.effect_noise((900, 600), 40).convert("RGB"), 0.2).convert(mode.split("+")[0])
+    if mode in ("RGBA", "LA"):
+        img.putalpha(Image.linear_gradient("L").resize(img.size))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=0, **({"transparency": (0, 0, 0)} if "transparency" in mode else {}))
+    enc = images.reencode("image/png", base64.b64encode(buf.getvalue()).decode(), lossy=False)
+    assert enc is not None and enc.mime == "image/png" and enc.pixels == img.size
+    back = Image.open(io.BytesIO(base64.b64decode(enc.data)))
+    assert back.format == "PNG" and back.mode == img.mode and back.tobytes() == img.tobytes()
+    assert back.info.get("transparency") == ((0, 0, 0) if "transparency" in mode else None)
+    assert len(base64.b64decode(enc.data)) <= 0.9 * len(buf.getvalue())
 
 
 def test_lossy_allows_jpeg(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ Z_RLE = 3  # zlib's run-length strategy (Pillow's PNG ``compress_type``)
 MATCHES_PAY = 3  # below 1/3 of its raw size with Z_RLE, an image is worth zlib's default strategy too
 INSTALL_HINT = "pip install 'nbmedic[slim]'"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_TYPES = {"L": 0, "RGB": 2, "RGBA": 6}  # 8 bits per channel
+_AVERAGE = b"\x03"  # PNG's filter type: each byte less the mean of the byte to its left and the one above
 
 
 def pillow_missing() -> str | None:
@@ -105,12 +108,41 @@ def _save(img: Any, fmt: str, **options: Any) -> bytes | None:
     return buf.getvalue()
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_average(img: Any) -> bytes | None:
+    """A PNG of an 8-bit L, RGB or RGBA image, every row with the Average filter (worked out by Pillow's
+    channel operations) and deflated with zlib's run-length strategy; None for anything else (other modes,
+    a transparent colour or a colour profile to carry: Pillow's encoder writes those).  Pillow's encoder
+    tries five filters on every row, which takes more than half its time; for photo-like pixels one
+    filter comes out within 2 % of its size, in under half the time."""
+    from PIL import Image, ImageChops
+
+    colour = _PNG_COLOUR_TYPES.get(img.mode)
+    width, height = img.size
+    if colour is None or width < 2 or height < 2 or "transparency" in img.info or "icc_profile" in img.info:
+        return None
+    left, up = Image.new(img.mode, img.size), Image.new(img.mode, img.size)  # zeros beyond the edges
+    left.paste(img.crop((0, 0, width - 1, height)), (1, 0))
+    up.paste(img.crop((0, 0, width, height - 1)), (0, 1))
+    filtered = ImageChops.subtract_modulo(img, ImageChops.add(left, up, scale=2.0)).tobytes()
+    stride = len(filtered) // height
+    rows = b"".join([_AVERAGE + filtered[i: i + stride] for i in range(0, len(filtered), stride)])
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = deflate.compress(rows) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
 def _png(img: Any) -> bytes | None:
-    """PNG bytes of ``img``.  zlib's run-length strategy compresses photo-like pixels as well as its default
-    strategy (or Pillow's ``optimize``) in a third of the time; where it leaves the image under a third of
-    its raw size (flat colours, figures, text: where the default's longer matches pay), the default is
-    tried too and the smaller kept.  Both are deterministic, so a dry run and a real run agree."""
-    fast = _save(img, "PNG", compress_type=Z_RLE)
+    """PNG bytes of ``img``: ``_png_average`` (or Pillow's encoder with zlib's run-length strategy), which
+    compresses photo-like pixels about as well as Pillow's ``optimize=True`` in a quarter of the time; where
+    that leaves the image under a third of its raw size (flat colours, figures, text: where the default
+    strategy's longer matches pay), Pillow's default encoding is tried too and the smaller kept.  All of it
+    is deterministic, so a dry run and a real run agree byte for byte."""
+    fast = _png_average(img) or _save(img, "PNG", compress_type=Z_RLE)
     raw = img.width * img.height * len(img.getbands())
     if fast is not None and len(fast) * MATCHES_PAY >= raw:
         return fast
