@@ -127,11 +127,18 @@ def _png_average(img: Any) -> bytes | None:
     left, up = Image.new(img.mode, img.size), Image.new(img.mode, img.size)  # zeros beyond the edges
     left.paste(img.crop((0, 0, width - 1, height)), (1, 0))
     up.paste(img.crop((0, 0, width, height - 1)), (0, 1))
-    filtered = ImageChops.subtract_modulo(img, ImageChops.add(left, up, scale=2.0)).tobytes()
+    mean = ImageChops.add(left, up, scale=2.0)
+    del left, up  # each copy of the pixels goes as soon as it has served (several images run at once)
+    filtered = ImageChops.subtract_modulo(img, mean).tobytes()
+    del mean
     stride = len(filtered) // height
-    rows = b"".join([_AVERAGE + filtered[i: i + stride] for i in range(0, len(filtered), stride)])
     deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    idat = deflate.compress(rows) + deflate.flush()
+    with memoryview(filtered) as view:
+        parts = [data for i in range(0, len(filtered), stride)
+                 for data in (deflate.compress(_AVERAGE), deflate.compress(view[i: i + stride])) if data]
+    parts.append(deflate.flush())
+    idat = b"".join(parts)
+    del filtered, parts
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
     return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
