@@ -287,6 +287,21 @@ def test_lossless_reencoding_keeps_every_pixel(mode: str) -> None:
     assert len(base64.b64decode(enc.data)) <= 0.9 * len(buf.getvalue())
 
 
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_downscaled(tmp_path: Path) -> None:
+    photo = Image.effect_noise((3000, 2000), 30).convert("RGB")
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=95)
+    data = {"image/jpeg": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<Figure>"}
+    nb = _write(tmp_path / "nb.ipynb", _code("show()", _display(data)))
+    parsed = load_bytes(nb.read_bytes())
+    result = slim_notebook(parsed, 1000, steps=["images"])
+    assert [c.detail for c in result.changes] == [f"3000x2000 -> 1500x1000 JPEG quality {images.JPEG_QUALITY}"]
+    out = parsed["cells"][0]["outputs"][0]
+    img = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/jpeg"])))
+    assert img.format == "JPEG" and img.size == (1500, 1000)
+    assert out["metadata"]["image/jpeg"] == {"width": 3000, "height": 2000}
+
+
 def test_lossy_allows_jpeg(tmp_path: Path) -> None:
     nb = _write(tmp_path / "nb.ipynb", _code("show()", _display({"image/png": _png(900, 700, photo=True),
                                                                  "text/plain": "<Figure>"})))
