@@ -68,7 +68,9 @@ def _line_count(text: str) -> int:
     """``len(text.splitlines(True))``, without making the lines."""
     if not text.isascii() or any(brk in text for brk in _ASCII_BREAKS):
         return len(text.splitlines(True))
-    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    breaks = text.count("\n")
+    if "\r" in text:  # a lone \r ends a line too; \r\n ends one line
+        breaks += text.count("\r") - text.count("\r\n")
     return breaks + (text[-1:] not in ("", "\n", "\r"))
 
 
