@@ -315,3 +315,11 @@ def exit_code(findings: Iterable[Finding], *, strict: bool = False) -> int:
     """0 = no error findings, 1 = error findings (or warnings with ``strict``)."""
     failing = {"error", "warning"} if strict else {"error"}
     return 1 if any(f.severity in failing for f in findings) else 0
+
+
+def to_json(doc: Mapping[str, Any]) -> str:
+    """The JSON document every command prints: indented two spaces, non-string keys allowed, any other
+    value as its ``str`` (kept here, light, so a command needs nothing heavier to print one)."""
+    import orjson
+
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8") + "\n"

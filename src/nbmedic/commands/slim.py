@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from nbmedic.config import ConfigResolver
 from nbmedic.errors import UsageError
-from nbmedic.findings import JSON_VERSION
+from nbmedic.findings import JSON_VERSION, to_json
 from nbmedic.notebook.io import (
     NotebookReadError,
     atomic_write_bytes,
@@ -136,12 +134,6 @@ def slim_file(path: Path, args: argparse.Namespace, resolver: ConfigResolver, ta
     return report
 
 
-def _to_json(doc: dict[str, Any]) -> str:
-    """The layout of ``render.document.to_json``, without importing that module: it brings psutil and the
-    memory forensics with it, a fifth of slim's start-up."""
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8") + "\n"
-
-
 def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
     if args.output and len(paths) > 1:
@@ -164,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"nbmedic: error: {exc}", file=sys.stderr)
             reports.append(FileReport(str(path), "failed", str(exc), readable=False))
     if args.format == "json":
-        sys.stdout.write(_to_json({"version": JSON_VERSION, "findings": [], "dry_run": args.dry_run,
+        sys.stdout.write(to_json({"version": JSON_VERSION, "findings": [], "dry_run": args.dry_run,
                                    "slim": [r.to_dict() for r in reports]}))
     elif any(r.readable for r in reports):
         sys.stdout.write(render_text([r for r in reports if r.readable], dry_run=args.dry_run))

@@ -22,7 +22,7 @@ import orjson
 from nbmedic.errors import UsageError
 from nbmedic.execute.cgroup import read_cgroup
 from nbmedic.execute.forensics import host_memory_total
-from nbmedic.findings import CODES, JSON_VERSION, Finding, sort_findings
+from nbmedic.findings import CODES, JSON_VERSION, Finding, sort_findings, to_json
 
 __all__ = ["build_document", "findings_of", "int_or_none", "load_document", "machine_facts", "summary", "to_json"]
 
@@ -44,10 +44,6 @@ def build_document(findings: Iterable[Finding], files: Sequence[str],
     if extra:
         doc.update(extra)
     return doc
-
-
-def to_json(doc: Mapping[str, Any]) -> str:
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8") + "\n"
 
 
 def machine_facts() -> dict[str, Any]:
