@@ -12,79 +12,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from nbmedic.checks.rules import CheckEnv, NotebookContext, RuleTable
 from nbmedic.config import Config
 from nbmedic.findings import Finding
+from nbmedic.notebook.sizes import OutputSize, bundle_size, output_size
 from nbmedic.savelimits import SaveLimit, save_limits
 from nbmedic.units import format_bytes
 
 MAX_REPORTED = 10  # NB021/NB022 findings per notebook
 TOP_N = 3
-
-
-def _str_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-def value_size(value: Any) -> int:
-    """Bytes a mime value or stream text takes in the file (close enough: escapes are ignored)."""
-    if isinstance(value, str):
-        return _str_size(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return sum(_str_size(v) for v in value)
-    if value is None:
-        return 0
-    import orjson
-
-    try:
-        return len(orjson.dumps(value))
-    except (TypeError, orjson.JSONEncodeError):
-        return len(repr(value))
-
-
-class OutputSize(NamedTuple):
-    bytes: int
-    cell: int
-    output: int | None  # None for a markdown attachment
-    mime_type: str  # the largest part of the output
-    output_type: str
-    attachment: str | None = None
-
-    def as_evidence(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"cell": self.cell, "output": self.output, "mime_type": self.mime_type,
-                               "output_type": self.output_type, "bytes": self.bytes}
-        if self.attachment is not None:
-            out["attachment"] = self.attachment
-        return out
-
-
-def _bundle_size(bundle: Any) -> tuple[int, str]:
-    """(total bytes, largest mime type) of a mime bundle."""
-    if not isinstance(bundle, dict):
-        return 0, ""
-    total, best, best_size = 0, "", -1
-    for mime, value in bundle.items():
-        size = value_size(value)
-        total += size
-        if size > best_size:
-            best, best_size = str(mime), size
-    return total, best
-
-
-def output_size(cell: int, index: int, output: dict[str, Any]) -> OutputSize:
-    kind = output.get("output_type")
-    kind = kind if isinstance(kind, str) else "unknown"
-    if kind == "stream":
-        name = output.get("name")
-        return OutputSize(value_size(output.get("text")), cell, index,
-                          f"stream/{name if isinstance(name, str) else 'unknown'}", kind)
-    if kind == "error":
-        size = value_size(output.get("traceback")) + value_size(output.get("evalue"))
-        return OutputSize(size, cell, index, "error/traceback", kind)
-    size, mime = _bundle_size(output.get("data"))
-    return OutputSize(size, cell, index, mime or "none", kind)
 
 
 def iter_output_sizes(ctx: NotebookContext, *, attachments: bool = False) -> Iterator[OutputSize]:
@@ -98,7 +36,7 @@ def iter_output_sizes(ctx: NotebookContext, *, attachments: bool = False) -> Ite
             found = cell.get("attachments")
             if isinstance(found, dict):
                 for name, bundle in found.items():
-                    size, mime = _bundle_size(bundle)
+                    size, mime = bundle_size(bundle)
                     yield OutputSize(size, index, None, mime or "none", "attachment", str(name))
 
 

@@ -28,8 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbmedic.checks.size import output_size, value_size
 from nbmedic.notebook.cells import cell_tags
+from nbmedic.notebook.sizes import output_size, value_size
 from nbmedic.slim import images
 from nbmedic.slim.ledger import Ledger
 from nbmedic.units import format_bytes
