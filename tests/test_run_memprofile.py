@@ -40,17 +40,26 @@ PROBE = ("import sys, tracemalloc\n"
          "sorted(k for k in globals() if not k.startswith('_') and k not in ('In', 'Out', 'exit', 'quit', 'get_ipython', 'open')))")
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["fork", "no-fork"])
-def test_sites_at_the_end_and_at_the_peak(jupyter_home: dict[str, Path], tmp_path: Path, fork: bool) -> None:
+@pytest.mark.parametrize(("fork", "frames"), [(True, None), (False, "4")], ids=["fork", "no-fork-4-frames"])
+def test_sites_at_the_end_and_at_the_peak(jupyter_home: dict[str, Path], tmp_path: Path, fork: bool,
+                                          frames: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line of a function an earlier cell defined; with 4 frames (NBMEDIC_PROFILE_FRAMES) also the cell
+    that called it (the comprehension, the function and the calling cell are 3 frames deep)."""
+    if frames:
+        monkeypatch.setenv("NBMEDIC_PROFILE_FRAMES", frames)
     path = make_nb(tmp_path, DEFINE, KEEP, PEAK, PROBE)
     result = run_notebook(path, output=tmp_path / "out.ipynb", profile_memory=True, fork=fork)
     assert result.status == "ok", [f.message for f in result.findings]
     kept, peak = result.cells[1].memory_profile, result.cells[2].memory_profile
     assert kept is not None and peak is not None
     top = kept["end"][0]
-    assert top["where"] == "cell 0, line 3 (in make_blocks, called from cell 1)"
-    assert (top["cell"], top["line"], top["function"], top["called_from"], top["package"]) == (
-        0, 3, "make_blocks", 1, None)
+    if frames:
+        assert top["where"] == "cell 0, line 3 (in make_blocks, called from cell 1)"
+        assert (top["cell"], top["line"], top["function"], top["called_from"], top["package"]) == (
+            0, 3, "make_blocks", 1, None)
+    else:  # two frames: the comprehension and the function, both at that line; the caller is beyond them
+        assert top["where"] == "cell 0, line 3"
+        assert (top["cell"], top["line"], top["called_from"], top["package"]) == (0, 3, None, None)
     assert 30 * MiB <= top["bytes"] < 32 * MiB and top["count"] >= 30
     assert kept["peak"][0]["where"] == top["where"]
     # cell 2 allocated 40 MiB and freed it: the peak names its line, the end holds nothing of it

@@ -43,7 +43,16 @@ __all__ = ["CELL_FILE", "PEAK_FILE", "Profiler", "install"]
 CELL_FILE = "memprofile-cell.json"
 PEAK_FILE = "memprofile-peak.json"
 AGENT_FILE = "<nbmedic-memprofile>"  # the file name this source is compiled under: its own traces are left out
-NFRAMES = 25  # frames kept per allocation: enough to reach the cell from inside most libraries
+FRAMES_ENV = "NBMEDIC_PROFILE_FRAMES"
+# frames kept per allocation.  Each one more costs: allocation-heavy code (pandas building frames of strings)
+# ran 13x slower with 1 or 2 frames, 21x with 3, 29x with 4, 220x with 25 (measured).  Two name the cell
+# line of an allocation made by a C library (numpy) or in a function an earlier cell defined; a call
+# through a pure-Python library is named by its package.  NBMEDIC_PROFILE_FRAMES=N keeps more, to reach
+# the calling cell through deeper calls (a comprehension inside a function called from a cell takes 4).
+try:
+    NFRAMES = max(1, min(100, int(os.environ.get(FRAMES_ENV, "") or 2)))
+except ValueError:
+    NFRAMES = 2
 TOP = 5  # sites kept per list
 POLL = 0.01  # seconds between the watcher's looks at the traced memory
 GROWTH_SHARE = 0.1  # a peak snapshot when the traced memory grew 10 % ...

@@ -38,9 +38,11 @@ class CellRecord:
     rss_delta: int = 0  # bytes, end minus start
     gpu_peak: int | None = None
     output_bytes: int = 0
-    # with --profile-memory: {"traced_end": bytes, "traced_peak": bytes, "end": [site, ...], "peak": [site, ...]}
-    # where a site is {"where": "cell 3, line 3" | "numpy", "cell": int|None, "line": int|None,
-    # "package": str|None, "bytes": int, "count": int} (execute.memprofile), largest first
+    # with --profile-memory (execute.memprofile): {"traced_end": bytes | None (None: the cell died),
+    # "traced_peak": bytes, "peak_at": bytes traced when the peak's sites were taken, "end": [site, ...],
+    # "peak": [site, ...]}, largest first; a site is {"where": "cell 0, line 3 (in f, called from cell 2)",
+    # "cell", "line", "function", "called_from", "package" ("numpy", "python" for the standard library),
+    # "bytes", "count"}
     memory_profile: dict[str, Any] | None = None
 
     def to_metadata(self) -> dict[str, Any]:
