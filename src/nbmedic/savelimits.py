@@ -20,7 +20,8 @@ from nbmedic.units import MiB
 if TYPE_CHECKING:
     from nbmedic.config import Config
 
-__all__ = ["BROWSER", "DEPLOYMENTS", "JUPYTER_SERVER", "SaveLimit", "deployment_name", "save_limits", "smallest"]
+__all__ = ["BROWSER", "DEPLOYMENTS", "JUPYTER_SERVER", "MAX_SIZE", "SaveLimit", "deployment_name", "save_limits",
+           "smallest"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ JUPYTER_SERVER = SaveLimit("Jupyter server max_body_size", 512 * MiB,
                            "the server rejects the save request (raise ServerApp.max_body_size)")
 BROWSER = SaveLimit("browser", 50 * MiB, "JupyterLab takes seconds to open, scroll or save the notebook, "
                     "or the tab runs out of memory")
+MAX_SIZE = "max_size ([tool.nbmedic])"  # the name of the project's own limit among them
 _NGINX = "413 Request Entity Too Large; the save fails with an error in JupyterLab"
 
 DEPLOYMENTS: dict[str, tuple[SaveLimit, ...]] = {
@@ -56,7 +58,7 @@ def deployment_name(value: object, *, what: str) -> str:
 
 def save_limits(config: Config) -> list[SaveLimit]:
     """Every limit that applies to a notebook under ``config``, smallest first."""
-    out = [JUPYTER_SERVER, BROWSER, SaveLimit("max_size ([tool.nbmedic])", config.max_size,
+    out = [JUPYTER_SERVER, BROWSER, SaveLimit(MAX_SIZE, config.max_size,
                                               "nbmedic's own limit for the project (NB020)")]
     if config.deployment:
         out.extend(DEPLOYMENTS[config.deployment])

@@ -18,7 +18,7 @@ from nbmedic.checks.rules import CheckEnv, NotebookContext, RuleTable
 from nbmedic.config import Config
 from nbmedic.findings import Finding
 from nbmedic.notebook.sizes import OutputSize, bundle_size, output_size
-from nbmedic.savelimits import SaveLimit, save_limits
+from nbmedic.savelimits import MAX_SIZE, SaveLimit, save_limits
 from nbmedic.units import format_bytes
 
 MAX_REPORTED = 10  # NB021/NB022 findings per notebook
@@ -50,7 +50,7 @@ def _limits_of(config: Config, env: CheckEnv) -> tuple[list[SaveLimit], SaveLimi
     hit = cache.get(id(config))
     if hit is None or hit[0] is not config:
         limits = save_limits(config)
-        own = next((limit for limit in limits if limit.name.startswith("max_size")), None)
+        own = next((limit for limit in limits if limit.name == MAX_SIZE), None)
         hit = cache[id(config)] = (config, limits, own)
     return hit[1], hit[2]
 
