@@ -188,6 +188,35 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
              "memory is free", "run on a machine with a GPU, check CUDA_VISIBLE_DEVICES and drivers, or free GPU memory"),
     CodeInfo("EN223", "warning", "the environment lock is missing or unpinned although the config requires one",
              "`nbmedic env capture NB` records it"),
+    # EN25x-EN26x: the Jupyter installation itself (`nbmedic server`)
+    CodeInfo("EN250", "error", "an enabled Jupyter server extension fails to import or to load",
+             "fix or reinstall the package named in the error, or disable it: "
+             "`jupyter server extension disable NAME`"),
+    CodeInfo("EN251", "warning", "a classic Notebook setting (`NotebookApp.*`, `nbserver_extensions`) that "
+             "jupyter_server ignores", "rename it as the finding says (e.g. `ServerApp.port`, "
+             "`IdentityProvider.token`, `ServerApp.jpserver_extensions`)"),
+    CodeInfo("EN252", "error", "a prebuilt JupyterLab extension requires another JupyterLab major version",
+             "install the extension's release for this JupyterLab (`pip install -U PACKAGE`), or remove it"),
+    CodeInfo("EN253", "warning", "a JupyterLab extension is installed in two places; only one of them loads",
+             "uninstall the copy you do not want (`jupyter labextension list` shows both)"),
+    CodeInfo("EN254", "info", "a JupyterLab extension is installed but disabled in page_config.json",
+             "`jupyter labextension enable NAME` if you expect it"),
+    CodeInfo("EN255", "warning", "JupyterLab needs a rebuild: source extensions are not in the built application",
+             "`jupyter lab build`, or install the extensions' prebuilt (pip) releases"),
+    CodeInfo("EN256", "error", "a Jupyter configuration file cannot be loaded (Python that raises, JSON that "
+             "does not parse): Jupyter skips it", "fix the file at the line named"),
+    CodeInfo("EN257", "warning", "a configuration setting names a class or trait that does not exist: Jupyter "
+             "ignores it silently", "correct the name (the finding suggests the closest one)"),
+    CodeInfo("EN258", "warning", "a server runtime file whose process is gone (stale)",
+             "`nbmedic server --fix` removes it"),
+    CodeInfo("EN259", "error", "a running Jupyter server listens beyond localhost without a token or password",
+             "stop it and restart it with a token (the default) or a password, or on 127.0.0.1"),
+    CodeInfo("EN260", "warning", "the Jupyter runtime folder is almost full, not writable, or readable by others",
+             "free space, or fix its permissions (`chmod 700`)"),
+    CodeInfo("EN261", "warning", "`jupyter`, `jupyter-lab`, `jupyter-notebook` and `python` on PATH come from "
+             "different environments", "activate one environment, or install Jupyter in the one you use"),
+    CodeInfo("EN262", "error", "a Jupyter command's shebang names an interpreter that no longer exists "
+             "(\"bad interpreter\")", "reinstall Jupyter in a living environment, or remove the stale script"),
     # LG3xx: log signatures
     CodeInfo("LG300", "error", "a kernel died and was restarted automatically",
              "find the memory peak and the cell (`nbmedic run NB` names it); lower the memory use or raise "

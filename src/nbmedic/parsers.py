@@ -69,7 +69,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, doctor: bool = False) -> Non
     if doctor:
         g.add_argument("--no-run", action="store_true", help="static checks only: do not execute the notebooks")
         g.add_argument("--no-env", action="store_true",
-                       help="skip the environment probes (kernelspecs, interpreters, locks)")
+                       help="skip the environment probes (kernelspecs, interpreters, locks, the Jupyter installation)")
         return
     g.add_argument("--allow-errors", action="store_true", default=None, help="continue past cells that raise")
     g.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--prefer", choices=("local", "remote"),
                         help="for conflicting cells keep one side instead of both")
     _add_format(repair)
-    for add in (_strip, _slim, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
+    for add in (_strip, _slim, _server, _git, _diff, _merge, _kernels, _env, _logs, _monitor, _kernel_wrapper, _stack, _ps,
                 _incidents, _report):
         add(sub)
     return parser
@@ -182,6 +182,22 @@ def _slim(sub: Any) -> None:
                    help="images may be re-encoded as JPEG or WebP (default: PNG stays PNG)")
     p.add_argument("--config", metavar="PYPROJECT", help="read [tool.nbmedic] from this file instead of the nearest")
     _add_format(p)
+
+
+def _server(sub: Any) -> None:
+    p = sub.add_parser(
+        "server", help="check the Jupyter installation: server and lab extensions, config, running servers",
+        description="Check the Jupyter installation that `jupyter` on PATH and this interpreter resolve to: "
+        "server extensions that fail to load, JupyterLab extensions built for another JupyterLab, config files "
+        "that fail or use names Jupyter ignores, stale or exposed running servers, and Jupyter commands from "
+        "different environments. Exit 1 on error findings.")
+    p.add_argument("--fix", action="store_true",
+                   help="remove stale server runtime files (EN258); asks before any other change")
+    p.add_argument("--yes", "-y", action="store_true", help="with --fix: do not ask")
+    p.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated (e.g. EN25)")
+    p.add_argument("--ignore", metavar="CODES", help="skip these codes or prefixes, comma-separated")
+    _add_format(p)
+    _add_verbose(p)
 
 
 def _git(sub: Any) -> None:

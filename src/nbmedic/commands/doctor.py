@@ -72,7 +72,8 @@ def filter_by_owner(found: Sequence[Finding], files: Sequence[NotebookFile]) -> 
 
 def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool = True,
                          memory_limit: int | None = None) -> tuple[list[Finding], int]:
-    """Kernels, interpreters, environment locks, IPython start-up and resources of the notebooks that parse."""
+    """Kernels, interpreters, environment locks, IPython start-up and resources of the notebooks that parse,
+    and the Jupyter installation."""
     notebooks = [(file.path, file.nb) for file in files if file.nb is not None]
     names = probes.kernel_names(notebooks)
     found = probes.kernel_findings(names)
@@ -80,6 +81,7 @@ def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool 
     if launch_kernels:
         found.extend(probes.ipython_findings(names, cwd=str(files[0].path.parent if files else Path.cwd())))
     found.extend(probes.resource_findings(notebooks, memory_limit=memory_limit))
+    found.extend(probes.server_findings())
     return filter_by_owner(found, files)
 
 

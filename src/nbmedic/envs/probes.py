@@ -21,6 +21,7 @@ from nbmedic.envs.resources import (
     memory_headroom_findings,
     needed_from_notebooks,
 )
+from nbmedic.envs.server import ServerContext, examine, find_setup
 from nbmedic.errors import NbmedicError
 from nbmedic.findings import Finding
 from nbmedic.kernelspecs import Kernelspecs, read_kernelspecs
@@ -75,3 +76,8 @@ def resource_findings(notebooks: Sequence[tuple[Path, dict[str, Any]]], *,
     found.extend(disk_findings(disk_paths_for([str(p) for p, _ in notebooks])))
     found.extend(gpu_findings([(str(p), nb) for p, nb in notebooks]))
     return found
+
+
+def server_findings() -> list[Finding]:
+    """EN250-EN262: the Jupyter installation (`nbmedic server`, without --fix)."""
+    return examine(ServerContext(find_setup())).findings

@@ -1,0 +1,102 @@
+"""Which Jupyter installation ``nbmedic server`` examines: the ``jupyter`` on PATH, the Python it runs (its
+shebang; this interpreter when there is no ``jupyter`` command), and the folders that Python's jupyter_core
+reads.  The folders are asked of that Python itself (another environment has other ``sys.prefix`` folders);
+``run_python`` runs any other question there the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nbmedic.errors import NbmedicError
+
+__all__ = ["JupyterSetup", "ProbeError", "find_setup", "run_python", "shebang"]
+
+_PATHS = """\
+import json, sys
+from jupyter_core import paths
+print(json.dumps({"config": paths.jupyter_config_path(), "data": paths.jupyter_path(),
+                  "runtime": paths.jupyter_runtime_dir(), "prefix": sys.prefix, "executable": sys.executable}))
+"""
+
+
+class ProbeError(NbmedicError):
+    """A question to the Jupyter installation's Python got no answer (it failed, timed out, printed no JSON)."""
+
+
+@dataclass(frozen=True)
+class JupyterSetup:
+    jupyter: str | None  # the `jupyter` command on PATH (None: there is none)
+    python: str  # the Python that runs it (its shebang's interpreter), else this interpreter
+    python_exists: bool
+    prefix: str | None = None  # that Python's sys.prefix (its environment)
+    config_path: tuple[str, ...] = ()  # jupyter_config_path(), highest priority first
+    data_path: tuple[str, ...] = ()  # jupyter_path()
+    runtime_dir: str | None = None
+    error: str | None = None  # why the folders could not be read (then the probes that need them skip)
+    path_env: tuple[str, ...] = field(default_factory=tuple)  # PATH, as searched
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["config_path"], out["data_path"], out["path_env"] = (list(self.config_path), list(self.data_path),
+                                                                 list(self.path_env))
+        return out
+
+
+def shebang(script: str) -> str | None:
+    """The interpreter a script's ``#!`` line names (``/usr/bin/env python3`` resolved on PATH); None when
+    the file has no shebang or cannot be read."""
+    try:
+        with open(script, "rb") as fh:
+            first = fh.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    parts = first[2:].decode("utf-8", "replace").strip().split()
+    if not parts:
+        return None
+    if os.path.basename(parts[0]) == "env" and len(parts) > 1:
+        args = [a for a in parts[1:] if not a.startswith("-")]
+        return shutil.which(args[0]) if args else None
+    return parts[0]
+
+
+def run_python(python: str, code: str, *, timeout: float = 30.0, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in ``python`` and parse the JSON it prints last; ProbeError (one line) otherwise."""
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"{python} did not answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise ProbeError(f"{python} cannot run: {exc.strerror or exc}") from None
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ProbeError(f"{python} failed: {last}")
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        raise ProbeError(f"{python} printed no JSON: {lines[-1][:200]}") from None
+
+
+def find_setup() -> JupyterSetup:
+    """The installation `jupyter` on PATH resolves to, and its folders."""
+    path_env = tuple(p for p in os.environ.get("PATH", "").split(os.pathsep) if p)
+    jupyter = shutil.which("jupyter")
+    python = (shebang(jupyter) if jupyter else None) or sys.executable
+    exists = os.path.isfile(python) and os.access(python, os.X_OK)
+    if not exists:
+        return JupyterSetup(jupyter, python, False, error=f"{python} does not exist", path_env=path_env)
+    try:
+        found = run_python(python, _PATHS)
+    except ProbeError as exc:
+        return JupyterSetup(jupyter, python, True, error=str(exc), path_env=path_env)
+    return JupyterSetup(jupyter, python, True, prefix=found["prefix"], config_path=tuple(found["config"]),
+                        data_path=tuple(found["data"]), runtime_dir=found["runtime"], path_env=path_env)
