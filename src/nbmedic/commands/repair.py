@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbmedic.commands.outputs import destination
 from nbmedic.errors import UsageError
 from nbmedic.findings import JSON_VERSION
 from nbmedic.notebook.io import atomic_write_bytes, dumps
@@ -37,22 +38,6 @@ class FileReport:
                 "actions": self.actions, "lost": self.lost}
 
 
-def default_output(path: Path) -> Path:
-    """``NAME.repaired.ipynb`` next to ``NAME.ipynb``."""
-    name = path.name
-    stem = name[: -len(".ipynb")] if name.lower().endswith(".ipynb") else name
-    return path.with_name(f"{stem}.repaired.ipynb")
-
-
-def _target(path: Path, args: argparse.Namespace) -> Path:
-    if args.in_place:
-        return path
-    if args.output:
-        out = Path(args.output)
-        return out / path.name if out.is_dir() else out
-    return default_output(path)
-
-
 def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
     shown = str(path)
     if path.is_dir():
@@ -65,7 +50,7 @@ def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
     report = FileReport(shown, None, result.status, result.message, result.actions, result.lost)
     if result.status != "repaired" or result.nb is None:
         return report
-    target = _target(path, args)
+    target = destination(path, args, "repaired")
     payload = dumps(result.nb, result.newline).encode("utf-8")
     try:
         if args.in_place:

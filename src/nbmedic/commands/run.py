@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from nbmedic.ansi import colour_wanted, paint
 from nbmedic.commands.common import emit, kept, report_files, resolver_from_args, write_report_files
+from nbmedic.commands.outputs import beside
 from nbmedic.commands.runargs import cli_overrides, grid_from_args, jobs_from_args, scheduler_from_args
 from nbmedic.envs.probes import drift
 from nbmedic.errors import UsageError
@@ -45,12 +46,6 @@ from nbmedic.render.reports import ReportInput, ReportOptions, executed, noteboo
 from nbmedic.units import format_bytes
 
 
-def default_output(path: Path) -> Path:
-    """``NAME.out.ipynb`` next to ``NAME.ipynb``."""
-    stem = path.name[: -len(".ipynb")] if path.name.lower().endswith(".ipynb") else path.name
-    return path.with_name(f"{stem}.out.ipynb")
-
-
 def output_for(path: Path, args: argparse.Namespace) -> Path:
     if getattr(args, "in_place", False):
         return path
@@ -58,7 +53,7 @@ def output_for(path: Path, args: argparse.Namespace) -> Path:
         return Path(args.output)
     if getattr(args, "output_dir", None):
         return Path(args.output_dir) / path.name
-    return default_output(path)
+    return beside(path, "out")
 
 
 def drift_warnings(files: Sequence[NotebookFile]) -> dict[str, list[Finding]]:
@@ -100,7 +95,7 @@ def plan_runs(files: Sequence[NotebookFile], args: argparse.Namespace, grid: Gri
             planned.append(Planned(f, output_for(f.path, args), f.name))
             continue
         folder = Path(args.output_dir) if getattr(args, "output_dir", None) else f.path.parent
-        stem = default_output(f.path).name[: -len(".out.ipynb")]
+        stem = beside(f.path, "out").name[: -len(".out.ipynb")]
         for combo, name in zip(combos, output_names(stem, combos)):
             out = folder / name
             planned.append(Planned(f, out, os.fspath(out), combo, label(combo)))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbmedic.commands.outputs import destination
 from nbmedic.config import ConfigResolver
 from nbmedic.errors import UsageError
 from nbmedic.findings import JSON_VERSION, to_json
@@ -59,22 +60,6 @@ class FileReport:
                 "written": self.written, "size_before": self.before, "size_after": self.after,
                 "target": self.target, "limit": self.limit, "met": self.met, "steps": self.steps,
                 "changes": [c.as_dict() for c in self.changes], "notes": self.notes}
-
-
-def default_output(path: Path) -> Path:
-    """``NAME.slim.ipynb`` next to ``NAME.ipynb``."""
-    name = path.name
-    stem = name[: -len(".ipynb")] if name.lower().endswith(".ipynb") else name
-    return path.with_name(f"{stem}.slim.ipynb")
-
-
-def _destination(path: Path, args: argparse.Namespace) -> Path:
-    if args.in_place:
-        return path
-    if args.output:
-        out = Path(args.output)
-        return out / path.name if out.is_dir() else out
-    return default_output(path)
 
 
 def _read(path: Path) -> tuple[dict[str, Any], str, int]:
@@ -125,7 +110,7 @@ def slim_file(path: Path, args: argparse.Namespace, resolver: ConfigResolver, ta
         return report
     report.status, report.steps, report.changes = "slimmed", result.steps(), result.changes
     report.after = result.after
-    report.output = str(_destination(path, args))
+    report.output = str(destination(path, args, "slim"))
     if not args.dry_run:
         payload = encode_text(dumps(nb, newline))
         report.after = len(payload)
