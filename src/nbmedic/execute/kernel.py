@@ -39,7 +39,7 @@ from nbmedic.execute.forkstart import ForkedProcess, fork_provisioner, spec_refu
 from nbmedic.execute.startup import KernelStartError, StartFacts, StartFailure
 from nbmedic.kernelspecs import installed_kernels, is_rewritten_python, read_kernelspecs
 
-__all__ = ["DebugLog", "Kernel", "KernelStartError", "launch_prediction"]
+__all__ = ["DebugLog", "Kernel", "KernelStartError", "is_ipykernel", "launch_prediction"]
 
 _TMP_PREFIX = "nbmedic-kernel-"
 _TMP_RANDOM = 8  # characters tempfile.mkdtemp puts after the prefix
@@ -112,7 +112,7 @@ def launch_prediction(kernel_name: str) -> tuple[list[str], dict[str, str]] | No
         spec = read_kernelspecs().specs.get(kernel_name.lower())
     except Exception:  # noqa: BLE001 - a guess: a broken installation shows when the kernel starts
         return None
-    if spec is None or spec.error or spec.env or not _is_ipykernel(list(spec.argv), spec.language) \
+    if spec is None or spec.error or spec.env or not is_ipykernel(list(spec.argv), spec.language) \
             or spec_refusal(spec, spec.language):
         return None
     tmpdir = os.path.join(tempfile.gettempdir(), _TMP_PREFIX + "x" * _TMP_RANDOM)
@@ -140,7 +140,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _is_ipykernel(argv: list[str], language: str) -> bool:
+def is_ipykernel(argv: list[str], language: str) -> bool:
     joined = " ".join(argv)
     return language.lower() == "python" and ("ipykernel" in joined)
 
@@ -245,7 +245,7 @@ class Kernel:
         env = dict(os.environ)
         env.update(self.extra_env)
         extra: list[str] = []
-        if _is_ipykernel(self.argv, self.language):
+        if is_ipykernel(self.argv, self.language):
             self.faulthandler_path = os.path.join(self.tmpdir, "faulthandler.log")
             open(self.faulthandler_path, "ab").close()
             extra_env, extra = _ipykernel_settings(self.tmpdir)

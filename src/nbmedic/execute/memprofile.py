@@ -21,7 +21,6 @@ whose traceback was cut before any cell frame is the package alone.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import time
@@ -30,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from nbmedic.execute.forensics import TopAllocation
-from nbmedic.execute.kernel import Kernel, _is_ipykernel
+from nbmedic.execute.kernel import Kernel, is_ipykernel
 from nbmedic.execute.memprofile_agent import AGENT_FILE, CELL_FILE, PEAK_FILE
 from nbmedic.execute.outputs import OutputCollector
 from nbmedic.execute.replies import Deadline, wait_reply
 from nbmedic.notebook.cells import source_text
+from nbmedic.notebook.io import read_json_object
 
 __all__ = ["MemoryProfiler", "function_at", "install"]
 
@@ -55,7 +55,7 @@ _MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
 
 def install(kernel: Kernel, cells: Sequence[Any], timeout: float = 30.0) -> MemoryProfiler | None:
     """Start the profiler in a ready IPython kernel; None for another kernel or when it could not start."""
-    if not _is_ipykernel(kernel.argv, kernel.language):
+    if not is_ipykernel(kernel.argv, kernel.language):
         return None
     source = AGENT_SOURCE.read_text(encoding="utf-8")
     code = f"exec({_LOADER!r}, {{'S': {source!r}, 'F': {AGENT_FILE!r}, 'D': {kernel.tmpdir!r}}})"
@@ -90,15 +90,6 @@ def function_at(source: str, line: int) -> str | None:
     return best.name if best is not None else None
 
 
-def _read(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as fh:
-            value = json.loads(fh.read())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -122,7 +113,7 @@ class MemoryProfiler:
                 return None
             return {"traced_end": None, "traced_peak": peak["traced"], "peak_at": peak["traced"], "end": [],
                     "peak": peak["sites"]}
-        record = _read(self.cell_path)
+        record = read_json_object(self.cell_path)
         got = _int(record.get("count")) if record is not None else None
         if record is None or got is None or (got != count if count is not None else got in self.counts):
             return None  # no record, or the previous cell's
@@ -149,7 +140,7 @@ class MemoryProfiler:
 
     def _peak(self, index: int) -> dict[str, Any] | None:
         """The peak file of the running cell ``index`` (the agent removes it as each cell starts)."""
-        record = _read(self.peak_path)
+        record = read_json_object(self.peak_path)
         if record is None:
             return None
         count = _int(record.get("count"))

@@ -14,7 +14,7 @@ import ast
 import json
 import os
 
-from nbmedic.execute.kernel import _is_ipykernel, faulthandler_lines
+from nbmedic.execute.kernel import faulthandler_lines, is_ipykernel
 from nbmedic.live.paths import (
     CELL,
     ENV_INCIDENTS_DIR,
@@ -99,7 +99,7 @@ def _split_exec_lines(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def monitored_argv(argv: list[str], language: str, live_dir: str) -> tuple[list[str], bool]:
     """The command line of the monitored kernel, and whether it is an IPython kernel (agent loaded)."""
-    if not _is_ipykernel(argv, language):
+    if not is_ipykernel(argv, language):
         return list(argv), False
     rest, values = _split_exec_lines(argv)
     lines = _parse_exec_lines(values) if values else []

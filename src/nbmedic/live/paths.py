@@ -56,6 +56,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nbmedic.notebook.io import atomic_write_bytes
+from nbmedic.notebook.io import read_json_object as read_json
 
 __all__ = [
     "CELL", "ENV_INCIDENTS_DIR", "ENV_KERNEL_ID", "ENV_LIVE_DIR", "ENV_NOTICES_DIR", "EXITED", "FAULTHANDLER",
@@ -159,16 +160,6 @@ def write_json(path: str, record: Any) -> None:
     """Write ``record`` atomically (``notebook.io.atomic_write_bytes``); folders made as needed."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     atomic_write_bytes(path, json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
-
-
-def read_json(path: str) -> dict[str, Any] | None:
-    """The object in ``path``; None when it is missing, unreadable or not a JSON object."""
-    try:
-        with open(path, "rb") as fh:
-            value = json.loads(fh.read())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def remove(path: str) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "encode_text",
     "load_bytes",
     "load_large",
+    "read_json_object",
     "read_notebook",
     "write_notebook",
 ]
@@ -554,6 +555,17 @@ def encode_text(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in a small record file (nbmedic's own); None when it is missing, unreadable or not
+    an object."""
+    try:
+        with open(path, "rb") as fh:
+            value = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 # --- writing files ----------------------------------------------------------------------------
