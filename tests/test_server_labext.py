@@ -82,7 +82,7 @@ def test_same_extension_in_two_folders_names_the_one_that_loads(jupyter_home: di
     assert found[0].severity == "warning"
     assert found[0].evidence == {"extension": "twice-ext", "locations": [str(used), str(shadowed)],
                                  "used": str(used)}
-    assert f"loads 2.0.0 from {used}" in found[0].message
+    assert f"loads 2.0.0 from {used}, not 1.0.0 in {shadowed.parent}" in found[0].message
 
 
 def test_disabled_installed_extensions_only(jupyter_home: dict[str, Path]) -> None:
@@ -102,6 +102,7 @@ def test_disabled_installed_extensions_only(jupyter_home: dict[str, Path]) -> No
         {"extension": "off-ext", "page_config": str(page_config)},
         {"extension": "old-style-ext", "page_config": str(labconfig / "page_config.d" / "pkg.json")}]
     assert all(f.severity == "info" for f in found)
+    assert found[0].fix.startswith("`jupyter labextension enable off-ext`")
 
 
 def _tgz(path: Path, package: dict[str, Any]) -> None:

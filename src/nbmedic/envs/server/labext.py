@@ -194,8 +194,8 @@ def _incompatible(installed: dict[str, list[_Extension]], lab: _Lab) -> Iterator
         ships = ", ".join(f"{package} {version}" for package, _, version in bad)
         pip = ext.pip_package()
         yield make("EN252", ext.package_json,
-                   f"JupyterLab extension {name} {ext.version} requires {requires}, but JupyterLab "
-                   f"{lab.version} has {ships}: it will not load",
+                   f"JupyterLab extension {name} {ext.version} requires {requires}; JupyterLab {lab.version} "
+                   f"has {ships}",
                    evidence={"extension": name, "requires": requires, "jupyterlab": lab.version,
                              "package_json": ext.package_json},
                    fix=(f"install the extension's release for JupyterLab {lab.version} (`pip install -U "
@@ -207,10 +207,10 @@ def _duplicates(installed: dict[str, list[_Extension]]) -> Iterator[Finding]:
         if len(copies) < 2:
             continue
         used = copies[0]
-        where = "; ".join(f"{c.version or '?'} in {c.folder}" for c in copies)
+        others = ", ".join(f"{c.version or '?'} in {os.path.dirname(c.folder)}" for c in copies[1:])
         yield make("EN253", used.package_json,
-                   f"JupyterLab extension {name} is installed {len(copies)} times ({where}); "
-                   f"Jupyter loads {used.version or 'the one'} from {used.folder}",
+                   f"JupyterLab extension {name} is installed {len(copies)} times: Jupyter loads "
+                   f"{used.version or 'the copy'} from {used.folder}, not {others}",
                    evidence={"extension": name, "locations": [c.folder for c in copies], "used": used.folder})
 
 
@@ -255,8 +255,9 @@ def _disabled(ctx: ServerContext, installed: dict[str, list[_Extension]], lab: _
     names = set(installed) | (_built(lab.app_dir) if lab.app_dir else set())
     for name, page_config in sorted(_disabled_names(_page_configs(ctx.setup.config_path, lab.app_dir)).items()):
         if name in names:
-            yield make("EN254", page_config, f"JupyterLab extension {name} is installed but disabled in "
-                       f"{page_config}", evidence={"extension": name, "page_config": page_config})
+            yield make("EN254", page_config, f"JupyterLab extension {name} is installed but disabled",
+                       evidence={"extension": name, "page_config": page_config},
+                       fix=f"`jupyter labextension enable {name}` if you expect it")
 
 
 def _needs_build_check(lab: _Lab) -> bool:
@@ -284,7 +285,7 @@ def _rebuild(python: str, lab: _Lab) -> Iterator[Finding]:
         return
     if isinstance(messages, list) and messages:
         lines = [str(m) for m in messages]
-        yield make("EN255", lab.app_dir, f"JupyterLab needs a rebuild ({lab.app_dir}): {'; '.join(lines)}",
+        yield make("EN255", lab.app_dir, f"JupyterLab needs a rebuild: {'; '.join(lines)}",
                    evidence={"messages": lines})
 
 
