@@ -165,7 +165,7 @@ def _federated(data_path: Iterable[str]) -> dict[str, list[_Extension]]:
 
 def _excluded(ext: _Extension, lab: _Lab) -> list[tuple[str, str, str]]:
     """The requirements of ``ext`` this JupyterLab does not meet: (package, range, the version it ships)."""
-    import semantic_version  # type: ignore[import-untyped,unused-ignore]
+    import semantic_version
 
     shipped = lab.shipped()
     if not shipped:  # no list of JupyterLab's packages: its application package has its version
