@@ -231,3 +231,8 @@ def test_a_host_name_is_checked_against_the_sockets_the_server_listens_on(
         assert found["evidence"]["runtime_file"] == str(path)
     else:
         assert found_all == []
+
+
+def test_yes_without_fix_is_a_usage_error(run_cli: Cli) -> None:
+    code, _, err = run_cli("server", "--yes")
+    assert code == 2 and "--yes only makes sense with --fix" in err

@@ -13,6 +13,7 @@ import sys
 from nbmedic.commands.common import emit
 from nbmedic.config import Config, split_codes
 from nbmedic.envs.server import ServerContext, examine, find_setup
+from nbmedic.errors import UsageError
 from nbmedic.findings import exit_code
 
 __all__ = ["run"]
@@ -31,6 +32,8 @@ def _asker(args: argparse.Namespace) -> ServerContext:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.yes and not args.fix:
+        raise UsageError("--yes only makes sense with --fix")
     config = Config(select=split_codes(args.select, what="--select") if args.select else (),
                     ignore=split_codes(args.ignore, what="--ignore") if args.ignore else ())
     report = examine(_asker(args))
