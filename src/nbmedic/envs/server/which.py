@@ -140,7 +140,7 @@ def _dead(ctx: ServerContext, script: str) -> Finding | None:
     else:
         problem = "no longer exists" if not os.path.exists(interpreter) else "is not executable"
     removed = ctx.fix and _remove(ctx, script, interpreter)
-    return make("EN262", script, f"{script} cannot run: its interpreter {interpreter} {problem}"
+    return make("EN262", script, f"cannot run: its interpreter {interpreter} {problem}"
                 + ("; removed" if removed else ""), evidence={"script": script, "interpreter": interpreter})
 
 
