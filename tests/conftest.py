@@ -66,7 +66,7 @@ def jupyter_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     home = tmp_path / "jupyter-home"
     dirs = {"data": home / "data", "runtime": home / "runtime", "config": home / "config"}
     for path in dirs.values():
-        path.mkdir(parents=True)
+        path.mkdir(parents=True, mode=0o700)  # private, as Jupyter creates them
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(dirs["data"]))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(dirs["runtime"]))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(dirs["config"]))
