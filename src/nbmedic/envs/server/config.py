@@ -37,9 +37,8 @@ def _unloadable(files: list[dict[str, Any]]) -> list[Finding]:
     for entry in files:
         if not entry["loaded"] or entry["error"] is None:
             continue
-        at = f" at line {entry['line']}" if entry["line"] else ""
-        name = os.path.basename(entry["path"])
-        message = f"{name} cannot be loaded{at}: {entry['error']} (Jupyter skips it)"
+        at = f" (line {entry['line']})" if entry["line"] else ""
+        message = f"{entry['error']}{at}: Jupyter cannot load {os.path.basename(entry['path'])} and skips it"
         evidence: dict[str, Any] = {"config_file": entry["path"], "error": entry["error"]}
         if entry["line"]:
             evidence["line"] = entry["line"]
@@ -53,9 +52,9 @@ def _unknown(unknown: list[dict[str, str]]) -> list[Finding]:
         setting, suggestion = item["setting"], item["suggestion"]
         cls = setting.split(".", 1)[0]
         what = "class" if suggestion and suggestion.split(".", 1)[0] != cls else "trait"
-        hint = f"; did you mean {suggestion}?" if suggestion else ""
+        hint = f"did you mean {suggestion}? " if suggestion else ""
         name = os.path.basename(item["config_file"])
-        message = f"{setting} in {name} names a {what} that does not exist: Jupyter ignores it{hint}"
+        message = f"{setting}: no such {what}, {hint}(Jupyter ignores it silently in {name})"
         out.append(make("EN257", item["config_file"], message,
                         evidence={"setting": setting, "suggestion": suggestion,
                                   "config_file": item["config_file"]}))

@@ -69,8 +69,7 @@ def _failures(facts: dict[str, Any], python: str) -> list[Finding]:
             module = failure["module"]
             what = ext["name"] if module == ext["name"] else f"{ext['name']} ({module})"
             verb = _STAGES.get(failure["stage"], "fails")
-            message = (f"server extension {what} {verb}: {failure['error']} "
-                       f"(enabled in {ext['config_file']})")
+            message = f"server extension {what} {verb}: {failure['error']}"
             out.append(make("EN250", ext["config_file"], message, evidence={
                 "extension": ext["name"], "module": failure["module"], "stage": failure["stage"],
                 "error": failure["error"], "config_file": ext["config_file"], "interpreter": python}))
@@ -103,11 +102,13 @@ def _notebookapp_settings(entry: dict[str, Any], renames: dict[str, str]) -> lis
         if trait == "nbserver_extensions":
             continue  # per extension, in _legacy_extension
         new = renames.get(trait, "")
-        where = ("jupyter_server ignores it (only a notebook_shim deprecation shim still passes it on)"
-                 if entry["app"] in ("", "server") else
-                 "nothing installed here reads this file (no classic Notebook, Notebook 7 or nbclassic)")
-        todo = (f"set {new} in jupyter_server_config" if new else "jupyter_server has no such setting")
-        out.append(make("EN251", entry["path"], f"NotebookApp.{trait} in {name}: {where}; {todo}",
+        todo = f"use {new}" if new else "it has no such setting"
+        why = ("`jupyter server` ignores it; JupyterLab and Notebook 7 pass it on only as deprecated"
+               if entry["app"] in ("", "server") else
+               f"nothing installed here reads {name} (no classic Notebook, Notebook 7 or nbclassic): "
+               "jupyter_server reads jupyter_server_config")
+        message = f"NotebookApp.{trait} is ignored by jupyter_server: {todo} ({why})"
+        out.append(make("EN251", entry["path"], message,
                         evidence={"setting": f"NotebookApp.{trait}", "replacement": new,
                                   "config_file": entry["path"]}))
     return out
@@ -116,8 +117,8 @@ def _notebookapp_settings(entry: dict[str, Any], renames: dict[str, str]) -> lis
 def _legacy_extension(entry: dict[str, Any], ext: str) -> Finding:
     name = os.path.basename(entry["path"])
     return make("EN251", entry["path"],
-                f"{ext} is enabled only in NotebookApp.nbserver_extensions ({name}), which jupyter_server "
-                f"does not read: `jupyter server extension enable {ext}` (ServerApp.jpserver_extensions)",
+                f"{ext} is enabled only in NotebookApp.nbserver_extensions, which jupyter_server does not "
+                f"read in {name}: `jupyter server extension enable {ext}` (ServerApp.jpserver_extensions)",
                 evidence={"setting": f"NotebookApp.nbserver_extensions.{ext}",
                           "replacement": f"ServerApp.jpserver_extensions.{ext}",
                           "config_file": entry["path"]})
