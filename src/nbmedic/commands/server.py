@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--yes only makes sense with --fix")
     config = Config(select=split_codes(args.select, what="--select") if args.select else (),
                     ignore=split_codes(args.ignore, what="--ignore") if args.ignore else ())
-    report = examine(_asker(args))
+    report = examine(_asker(args), config.wants)
     found = [f for f in report.findings if config.wants(f.code)]
     where = report.setup.jupyter or report.setup.python
     emit(found, [where], args.format, title=f"nbmedic server: the Jupyter installation of {where}",

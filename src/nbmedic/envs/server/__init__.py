@@ -32,12 +32,13 @@ __all__ = ["PROBES", "JupyterSetup", "ServerContext", "ServerReport", "examine",
 
 Probe = Callable[[ServerContext], list[Finding]]
 
-PROBES: list[tuple[str, Probe]] = [
-    ("which", which.findings),
-    ("server-extensions", extensions.findings),
-    ("config", config.findings),
-    ("lab-extensions", labext.findings),
-    ("runtime", runtime.findings),
+# (name, probe, the codes it can report): a probe whose codes are all deselected is not run
+PROBES: list[tuple[str, Probe, tuple[str, ...]]] = [
+    ("which", which.findings, ("EN261", "EN262")),
+    ("server-extensions", extensions.findings, ("EN250", "EN251")),
+    ("config", config.findings, ("EN256", "EN257")),
+    ("lab-extensions", labext.findings, ("EN252", "EN253", "EN254", "EN255")),
+    ("runtime", runtime.findings, ("EN258", "EN259", "EN260")),
 ]
 
 
@@ -45,7 +46,7 @@ PROBES: list[tuple[str, Probe]] = [
 class ServerReport:
     setup: JupyterSetup
     findings: list[Finding]
-    seconds: dict[str, float]  # each probe's time
+    seconds: dict[str, float]  # each probe's time (the probes that ran)
     fixed: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,11 +54,13 @@ class ServerReport:
                 "fixed": self.fixed}
 
 
-def examine(ctx: ServerContext) -> ServerReport:
-    """Every probe over ``ctx``, in order, each timed."""
+def examine(ctx: ServerContext, wants: Callable[[str], bool] | None = None) -> ServerReport:
+    """Every probe over ``ctx`` (those with a code ``wants``), in order, each timed."""
     found: list[Finding] = []
     seconds: dict[str, float] = {}
-    for name, probe in PROBES:
+    for name, probe, codes in PROBES:
+        if wants is not None and not any(wants(code) for code in codes):
+            continue
         began = time.perf_counter()
         found.extend(probe(ctx))
         seconds[name] = time.perf_counter() - began
