@@ -67,7 +67,7 @@ def clinic(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     home = tmp / "jupyter-home"  # private Jupyter folders, as the ``jupyter_home`` fixture makes them
     dirs = {name: home / name for name in ("data", "runtime", "config")}
     for folder in dirs.values():
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, mode=0o700)  # private, as Jupyter makes them (else EN260)
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
            "JUPYTER_DATA_DIR": str(dirs["data"]), "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
            "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_PATH": str(dirs["data"])}
