@@ -59,7 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         mp.setenv("JUPYTER_PATH", str(home / "data"))
         mp.delenv("JPY_SESSION_NAME", raising=False)
         local = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0",
             scheduler_kwargs={"allowed_failures": 0}, silence_logs=logging.CRITICAL)
         client = distributed.Client(local, set_as_default=False)
         try:
