@@ -23,15 +23,18 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 ISSUES_URL = f"{PROJECT_URL}/issues"
 
 
-# commands that start kernels: their fork template starts before the command is imported (a guess that
-# saves ~0.3 s of a run's start; commands.prelude)
-_PRESTART = frozenset({"run", "doctor"})
+# work that starts before the command is imported, in other processes: the fork template of the kernel a
+# run most likely uses (commands.prelude), the installation's Python importing jupyter_server and its
+# extensions (commands.server_prelude); each saves a few tenths of a second of the command's start
+_PRELUDES = {"run": "nbmedic.commands.prelude", "doctor": "nbmedic.commands.prelude",
+             "server": "nbmedic.commands.server_prelude"}
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Run ``nbmedic.commands.<command>.run(args)``."""
-    if args.command in _PRESTART:
-        importlib.import_module("nbmedic.commands.prelude").prestart(args)
+    prelude = _PRELUDES.get(args.command)
+    if prelude is not None:
+        importlib.import_module(prelude).prestart(args)
     module = importlib.import_module(f"nbmedic.commands.{args.command.replace('-', '_')}")
     return int(module.run(args))
 

@@ -28,7 +28,7 @@ def _asker(args: argparse.Namespace) -> ServerContext:
             return False
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
-    return ServerContext(find_setup(), fix=args.fix, confirm=confirm)
+    return ServerContext(getattr(args, "server_setup", None) or find_setup(), fix=args.fix, confirm=confirm)
 
 
 def run(args: argparse.Namespace) -> int:

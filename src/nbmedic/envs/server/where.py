@@ -15,7 +15,7 @@ from typing import Any
 
 from nbmedic.errors import NbmedicError
 
-__all__ = ["JupyterSetup", "ProbeError", "find_setup", "run_python", "shebang"]
+__all__ = ["JupyterSetup", "ProbeError", "answer_of", "find_setup", "run_python", "shebang", "start_python"]
 
 _PATHS = """\
 import json, sys
@@ -67,23 +67,37 @@ def shebang(script: str) -> str | None:
     return parts[0]
 
 
-def run_python(python: str, code: str, *, timeout: float = 30.0, env: dict[str, str] | None = None) -> Any:
-    """Run ``code`` in ``python`` and parse the JSON it prints last; ProbeError (one line) otherwise."""
+def start_python(python: str, code: str, *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``code`` in ``python`` (its answer: ``answer_of``); ProbeError when it cannot start."""
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"{python} did not answer within {timeout:g} s") from None
+        return subprocess.Popen([python, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL, env=env)
     except OSError as exc:
         raise ProbeError(f"{python} cannot run: {exc.strerror or exc}") from None
-    lines = proc.stdout.strip().splitlines()
+
+
+def answer_of(proc: subprocess.Popen[str], *, timeout: float = 30.0) -> Any:
+    """The JSON a started ``python -c`` printed last; ProbeError (one line) otherwise (killed on timeout)."""
+    python = str(proc.args[0]) if isinstance(proc.args, list) else "python"
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ProbeError(f"{python} did not answer within {timeout:g} s") from None
+    lines = out.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        last = (err.strip().splitlines() or ["no output"])[-1]
         raise ProbeError(f"{python} failed: {last}")
     try:
         return json.loads(lines[-1])
     except ValueError:
         raise ProbeError(f"{python} printed no JSON: {lines[-1][:200]}") from None
+
+
+def run_python(python: str, code: str, *, timeout: float = 30.0, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in ``python`` and parse the JSON it prints last; ProbeError (one line) otherwise."""
+    return answer_of(start_python(python, code, env=env), timeout=timeout)
 
 
 def find_setup() -> JupyterSetup:

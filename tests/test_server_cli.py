@@ -1,0 +1,43 @@
+"""``nbmedic server`` as a whole: a healthy fresh installation gives no finding, the JSON names every probe
+with its time, and the installation's extension run started before the command is imported is the one the
+probes use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from nbmedic.cli import build_parser
+from nbmedic.commands.server_prelude import prestart
+from nbmedic.envs.server import PROBES, extensions
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+def test_a_healthy_fresh_installation_gives_no_finding(jupyter_home: dict[str, Path], run_cli: Run) -> None:
+    code, out, err = run_cli("server", "--format", "json")
+    assert code == 0, out + err
+    doc = json.loads(out)
+    assert doc["findings"] == []
+    assert set(doc["server"]["probes"]) == {name for name, _, _ in PROBES}
+    assert all(isinstance(s, float) and s >= 0 for s in doc["server"]["probes"].values())
+    assert doc["server"]["setup"]["runtime_dir"] == str(jupyter_home["runtime"])
+    assert extensions._started == {}  # the run begun before the command was imported has been used
+
+
+def test_the_early_run_is_the_one_the_probes_use(jupyter_home: dict[str, Path]) -> None:
+    args = build_parser().parse_args(["server"])
+    assert prestart(args) is True
+    setup = args.server_setup
+    proc = extensions._started[setup]
+    facts = extensions.installation_facts(setup)
+    assert facts is not None and proc.returncode == 0  # answered by the process started early
+    assert setup not in extensions._started
+
+
+def test_no_early_run_when_its_codes_are_not_selected(jupyter_home: dict[str, Path], run_cli: Run) -> None:
+    args = build_parser().parse_args(["server", "--select", "EN258,EN26"])
+    assert prestart(args) is False and extensions._started == {}
+    code, out, _ = run_cli("server", "--select", "EN258,EN26", "--format", "json")
+    assert code == 0 and set(json.loads(out)["server"]["probes"]) == {"which", "runtime"}
