@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["beside", "destination"]
+from nbmedic.errors import UsageError
+
+__all__ = ["beside", "check_output_option", "destination"]
 
 
 def beside(path: Path, suffix: str) -> Path:
@@ -23,3 +25,15 @@ def destination(path: Path, args: argparse.Namespace, suffix: str) -> Path:
         out = Path(args.output)
         return out / path.name if out.is_dir() else out
     return beside(path, suffix)
+
+
+def check_output_option(args: argparse.Namespace, paths: list[Path], suffix: str) -> None:
+    """``-o`` of a command that rewrites notebooks: one input only, into a folder that exists (UsageError)."""
+    if not args.output:
+        return
+    if len(paths) > 1:
+        raise UsageError(f"-o/--output takes one input notebook; use --in-place or the default NAME.{suffix}.ipynb "
+                         "for several")
+    out = Path(args.output)
+    if not out.is_dir() and not out.parent.is_dir() and str(out.parent) != "":
+        raise UsageError(f"-o {out}: the folder {out.parent} does not exist")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbmedic.commands.outputs import destination
-from nbmedic.errors import UsageError
+from nbmedic.commands.outputs import check_output_option, destination
 from nbmedic.findings import JSON_VERSION
 from nbmedic.notebook.io import atomic_write_bytes, dumps
 from nbmedic.render.document import to_json
@@ -69,13 +68,7 @@ def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
 
 def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
-    if args.output and len(paths) > 1:
-        raise UsageError("-o/--output takes one input notebook; use --in-place or the default "
-                         "NAME.repaired.ipynb for several")
-    if args.output and not args.in_place:
-        out = Path(args.output)
-        if not out.is_dir() and not out.parent.is_dir() and str(out.parent) != "":
-            raise UsageError(f"-o {out}: the folder {out.parent} does not exist")
+    check_output_option(args, paths, "repaired")
     reports = [repair_file(p, args) for p in paths]
     if args.format == "json":
         sys.stdout.write(to_json({"version": JSON_VERSION, "findings": [], "repairs": [r.to_dict() for r in reports]}))

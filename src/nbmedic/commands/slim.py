@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbmedic.commands.outputs import destination
+from nbmedic.commands.outputs import check_output_option, destination
 from nbmedic.config import ConfigResolver
 from nbmedic.errors import UsageError
 from nbmedic.findings import JSON_VERSION, to_json
@@ -121,11 +121,7 @@ def slim_file(path: Path, args: argparse.Namespace, resolver: ConfigResolver, ta
 
 def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths]
-    if args.output and len(paths) > 1:
-        raise UsageError("-o/--output takes one input notebook; use --in-place or the default NAME.slim.ipynb "
-                         "for several")
-    if args.output and not Path(args.output).is_dir() and not Path(args.output).parent.is_dir():
-        raise UsageError(f"-o {args.output}: the folder {Path(args.output).parent} does not exist")
+    check_output_option(args, paths, "slim")
     pyproject = Path(args.config) if args.config else None
     if pyproject is not None and not pyproject.is_file():
         raise UsageError(f"--config {pyproject}: no such file")

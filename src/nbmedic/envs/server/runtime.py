@@ -299,15 +299,8 @@ def folder_findings(ctx: ServerContext, runtime_dir: str) -> list[Finding]:
 
 
 def _make_private(ctx: ServerContext, runtime_dir: str) -> bool:
-    if not ctx.fix or not ctx.confirm(f"make the runtime folder {runtime_dir} private (chmod 700)?"):
-        return False
-    try:
-        os.chmod(runtime_dir, 0o700)
-    except OSError as exc:
-        ctx.fixed.append(f"could not chmod 700 {runtime_dir}: {exc.strerror or exc}")
-        return False
-    ctx.fixed.append(f"made the runtime folder {runtime_dir} private (chmod 700)")
-    return True
+    return ctx.change(f"make the runtime folder {runtime_dir} private (chmod 700)",
+                      lambda: os.chmod(runtime_dir, 0o700), f"made the runtime folder {runtime_dir} private (chmod 700)")
 
 
 def findings(ctx: ServerContext) -> list[Finding]:

@@ -145,15 +145,8 @@ def _dead(ctx: ServerContext, script: str) -> Finding | None:
 
 
 def _remove(ctx: ServerContext, script: str, interpreter: str) -> bool:
-    if not ctx.confirm(f"remove {script} (its interpreter {interpreter} is gone)?"):
-        return False
-    try:
-        os.remove(script)
-    except OSError as exc:
-        ctx.fixed.append(f"could not remove {script}: {exc.strerror or exc}")
-        return False
-    ctx.fixed.append(f"removed {script} (its interpreter {interpreter} is gone)")
-    return True
+    return ctx.change(f"remove {script} (its interpreter {interpreter} is gone)", lambda: os.remove(script),
+                      f"removed {script} (its interpreter {interpreter} is gone)")
 
 
 def findings(ctx: ServerContext) -> list[Finding]:
