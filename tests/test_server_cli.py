@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nbmedic.cli import build_parser
 from nbmedic.commands.server_prelude import prestart
-from nbmedic.envs.server import PROBES, extensions
+from nbmedic.envs.server import PROBES, extensions, where
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -23,21 +23,23 @@ def test_a_healthy_fresh_installation_gives_no_finding(jupyter_home: dict[str, P
     assert set(doc["server"]["probes"]) == {name for name, _, _ in PROBES}
     assert all(isinstance(s, float) and s >= 0 for s in doc["server"]["probes"].values())
     assert doc["server"]["setup"]["runtime_dir"] == str(jupyter_home["runtime"])
-    assert extensions._started == {}  # the run begun before the command was imported has been used
+    assert where._EARLY == {}  # the questions asked before the command was imported have been used
 
 
 def test_the_early_run_is_the_one_the_probes_use(jupyter_home: dict[str, Path]) -> None:
     args = build_parser().parse_args(["server"])
     assert prestart(args) is True
     setup = args.server_setup
-    proc = extensions._started[setup]
+    early = dict(where._EARLY)
+    assert len(early) == 2  # the extension run and the JupyterLab question
     facts = extensions.installation_facts(setup)
-    assert facts is not None and proc.returncode == 0  # answered by the process started early
-    assert setup not in extensions._started
+    assert facts is not None
+    assert len(where._EARLY) == 1 and all(p.returncode == 0 for k, p in early.items() if k not in where._EARLY)
+    where._abandon()
 
 
 def test_no_early_run_when_its_codes_are_not_selected(jupyter_home: dict[str, Path], run_cli: Run) -> None:
     args = build_parser().parse_args(["server", "--select", "EN258,EN26"])
-    assert prestart(args) is False and extensions._started == {}
+    assert prestart(args) is False and where._EARLY == {}
     code, out, _ = run_cli("server", "--select", "EN258,EN26", "--format", "json")
     assert code == 0 and set(json.loads(out)["server"]["probes"]) == {"which", "runtime"}

@@ -16,14 +16,11 @@ itself (unless a classic Notebook reads the file, or notebook_shim adds the JSON
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 from nbmedic.envs.server import inside
-from nbmedic.envs.server.where import JupyterSetup, ProbeError, answer_of, run_python, start_python
+from nbmedic.envs.server.where import JupyterSetup, ProbeError, ask_early, run_python
 from nbmedic.findings import Finding, make
 
 if TYPE_CHECKING:
@@ -34,7 +31,6 @@ __all__ = ["begin", "findings", "installation_facts"]
 TIMEOUT = 90.0  # the installation's Python importing jupyter_server and every enabled extension
 
 _last: tuple[JupyterSetup, dict[str, Any] | None] | None = None
-_started: dict[JupyterSetup, subprocess.Popen[str]] = {}  # runs begun early (``begin``), by setup
 _STAGES = {"import": "fails to import", "points": "cannot list its extension points",
            "load-function": "has no load function"}
 
@@ -44,27 +40,9 @@ def _script(setup: JupyterSetup) -> str:
 
 
 def begin(setup: JupyterSetup) -> bool:
-    """Start the run of ``inside.py`` for ``setup`` now, so that it imports jupyter_server and the extensions
-    while the caller still imports and probes; the next ``installation_facts`` of an equal setup takes its
-    answer (once).  Whether a run was started."""
-    if not setup.python_exists or setup.error is not None or setup in _started:
-        return False
-    try:
-        _started[setup] = start_python(setup.python, _script(setup))
-    except ProbeError:
-        return False
-    if len(_started) == 1:
-        atexit.register(_abandon)
-    return True
-
-
-def _abandon() -> None:
-    """At exit: stop the early runs nobody asked for (the command stopped before its probes)."""
-    while _started:
-        proc = _started.popitem()[1]
-        with contextlib.suppress(OSError):
-            proc.kill()
-            proc.communicate()
+    """Start the run of ``inside.py`` for ``setup`` now (``where.ask_early``), so that it imports
+    jupyter_server and the extensions while the caller still imports and probes; whether it started."""
+    return setup.python_exists and setup.error is None and ask_early(setup.python, _script(setup))
 
 
 def installation_facts(setup: JupyterSetup) -> dict[str, Any] | None:
@@ -75,10 +53,8 @@ def installation_facts(setup: JupyterSetup) -> dict[str, Any] | None:
         return _last[1]
     facts: dict[str, Any] | None = None
     if setup.python_exists and setup.error is None:
-        early = _started.pop(setup, None)
         try:
-            answer = answer_of(early, timeout=TIMEOUT) if early is not None else \
-                run_python(setup.python, _script(setup), timeout=TIMEOUT)
+            answer = run_python(setup.python, _script(setup), timeout=TIMEOUT)
         except ProbeError:
             answer = None
         if isinstance(answer, dict) and answer.get("error") is None:

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from glob import glob
 from typing import TYPE_CHECKING, Any
 
-from nbmedic.envs.server.where import ProbeError, run_python
+from nbmedic.envs.server.where import JupyterSetup, ProbeError, ask_early, run_python
 from nbmedic.findings import Finding, make
 
 if TYPE_CHECKING:
     from nbmedic.envs.server.context import ServerContext
 
-__all__ = ["findings"]
+__all__ = ["begin", "findings"]
 
 # The installed JupyterLab: its version, package folder and application folder (as
 # ``jupyterlab.commands.get_app_dir`` finds it, without importing jupyterlab).
@@ -128,6 +128,11 @@ def _read_json(path: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def begin(setup: JupyterSetup) -> bool:
+    """Ask the installation's Python about its JupyterLab now (``where.ask_early``); whether it started."""
+    return setup.python_exists and setup.error is None and ask_early(setup.python, _ASK_LAB)
 
 
 def _ask_lab(python: str) -> _Lab | None:

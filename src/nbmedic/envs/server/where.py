@@ -5,6 +5,8 @@ reads.  The folders are asked of that Python itself (another environment has oth
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +17,7 @@ from typing import Any
 
 from nbmedic.errors import NbmedicError
 
-__all__ = ["JupyterSetup", "ProbeError", "answer_of", "find_setup", "run_python", "shebang", "start_python"]
+__all__ = ["JupyterSetup", "ProbeError", "answer_of", "ask_early", "find_setup", "run_python", "shebang", "start_python"]
 
 _PATHS = """\
 import json, sys
@@ -96,8 +98,37 @@ def answer_of(proc: subprocess.Popen[str], *, timeout: float = 30.0) -> Any:
 
 
 def run_python(python: str, code: str, *, timeout: float = 30.0, env: dict[str, str] | None = None) -> Any:
-    """Run ``code`` in ``python`` and parse the JSON it prints last; ProbeError (one line) otherwise."""
-    return answer_of(start_python(python, code, env=env), timeout=timeout)
+    """Run ``code`` in ``python`` and parse the JSON it prints last; ProbeError (one line) otherwise.  A
+    question asked early (``ask_early``) is answered by the process started then."""
+    early = _EARLY.pop((python, code), None) if env is None else None
+    return answer_of(early if early is not None else start_python(python, code, env=env), timeout=timeout)
+
+
+_EARLY: dict[tuple[str, str], subprocess.Popen[str]] = {}  # questions asked ahead (``ask_early``)
+
+
+def ask_early(python: str, code: str) -> bool:
+    """Start ``code`` in ``python`` now, so that it works while the caller imports and probes; the next
+    ``run_python`` of the same question takes its answer (once), and at exit a question nobody asked
+    again is stopped.  Whether it was started."""
+    if (python, code) in _EARLY:
+        return True
+    try:
+        proc = start_python(python, code)
+    except ProbeError:
+        return False
+    if not _EARLY:
+        atexit.register(_abandon)
+    _EARLY[(python, code)] = proc
+    return True
+
+
+def _abandon() -> None:
+    while _EARLY:
+        proc = _EARLY.popitem()[1]
+        with contextlib.suppress(OSError):
+            proc.kill()
+            proc.communicate()
 
 
 def find_setup() -> JupyterSetup:
