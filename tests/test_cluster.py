@@ -290,7 +290,7 @@ def test_task_keys_are_readable_and_unique_per_batch() -> None:
 
 def test_the_api_returns_results_in_job_order_and_reports_each(tmp_path: Path, cluster: Cluster,
                                                                jupyter_home: dict[str, Path]) -> None:
-    slow = make_nb(tmp_path, "import time; time.sleep(1.5); print('slow')", name="slow.ipynb")
+    slow = make_nb(tmp_path, "import time; time.sleep(4); print('slow')", name="slow.ipynb")  # outlasts two quick runs under load
     quick = make_nb(tmp_path, "print('quick')", name="quick.ipynb")
     unwritable = str(tmp_path / "no-such-folder" / "quick.out.ipynb")
     jobs = [RunJob(str(slow), RunOptions(), output=str(tmp_path / "slow.out.ipynb")),
