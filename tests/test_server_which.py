@@ -143,3 +143,19 @@ def test_a_healthy_environment_gives_nothing(jupyter_home: dict[str, Path], monk
     _path(monkeypatch, os.path.dirname(sys.executable))
     code, doc = run_cli("server", "--format", "json", "--select", "EN258,EN259,EN260,EN261,EN262")[:2]
     assert code == 0 and json.loads(doc)["findings"] == []
+
+
+def test_the_installation_s_python_is_read_through_pip_s_trampoline(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `jupyter` pip installed under a long path starts with `#!/bin/sh` and execs its Python on line 2:
+    find_setup examines that Python, not this interpreter."""
+    bin_dir = tmp_path / "long path" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.symlink_to(sys.executable)
+    script = bin_dir / "jupyter"
+    script.write_text(f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''\nimport sys\n", encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    setup = find_setup()
+    assert setup.jupyter == str(script) and setup.python == str(python) and setup.python_exists

@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from typing import Any
 
 from nbmedic.errors import NbmedicError
 
-__all__ = ["JupyterSetup", "ProbeError", "answer_of", "ask_early", "find_setup", "run_python", "shebang", "start_python"]
+__all__ = ["SHELLS", "JupyterSetup", "ProbeError", "answer_of", "ask_early", "find_setup", "interpreter_of", "run_python",
+           "shebang", "start_python"]
 
 _PATHS = """\
 import json, sys
@@ -25,6 +27,10 @@ from jupyter_core import paths
 print(json.dumps({"config": paths.jupyter_config_path(), "data": paths.jupyter_path(),
                   "runtime": paths.jupyter_runtime_dir(), "prefix": sys.prefix, "executable": sys.executable}))
 """
+
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
+_TRAMPOLINE = re.compile(r"""^'''exec' ("[^"]+"|'[^']+'|\S+)""")
 
 
 class ProbeError(NbmedicError):
@@ -66,6 +72,30 @@ def shebang(script: str) -> str | None:
     if os.path.basename(parts[0]) == "env" and len(parts) > 1:
         args = [a for a in parts[1:] if not a.startswith("-")]
         return shutil.which(args[0]) if args else None
+    return parts[0]
+
+
+def interpreter_of(script: str) -> str | None:
+    """The interpreter a script runs: its shebang's (``/usr/bin/env NAME`` as NAME on PATH, or NAME itself
+    when it is not on PATH), or the one pip's ``/bin/sh`` trampoline execs; None for a file without a
+    shebang (a binary) or one that cannot be read."""
+    try:
+        with open(script, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    if not head or not head[0].startswith("#!"):
+        return None
+    parts = head[0][2:].split()
+    if not parts:
+        return None
+    if os.path.basename(parts[0]) in SHELLS and len(head) > 1:
+        m = _TRAMPOLINE.match(head[1])
+        if m:
+            return m[1].strip("\"'")
+    if os.path.basename(parts[0]) == "env":
+        names = [a for a in parts[1:] if not a.startswith("-")]
+        return (shebang(script) or names[0]) if names else None
     return parts[0]
 
 
@@ -135,7 +165,7 @@ def find_setup() -> JupyterSetup:
     """The installation `jupyter` on PATH resolves to, and its folders."""
     path_env = tuple(p for p in os.environ.get("PATH", "").split(os.pathsep) if p)
     jupyter = shutil.which("jupyter")
-    python = (shebang(jupyter) if jupyter else None) or sys.executable
+    python = (interpreter_of(jupyter) if jupyter else None) or sys.executable
     exists = os.path.isfile(python) and os.access(python, os.X_OK)
     if not exists:
         return JupyterSetup(jupyter, python, False, error=f"{python} does not exist", path_env=path_env)

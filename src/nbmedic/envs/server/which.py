@@ -16,11 +16,11 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from typing import TYPE_CHECKING
 
-from nbmedic.envs.server.where import shebang
+from nbmedic.envs.server.where import SHELLS as _SHELLS
+from nbmedic.envs.server.where import interpreter_of
 from nbmedic.findings import Finding, make
 
 if TYPE_CHECKING:
@@ -30,32 +30,6 @@ __all__ = ["COMMANDS", "PYTHONS", "environment_of", "findings", "interpreter_of"
 
 COMMANDS = ("jupyter", "jupyter-lab", "jupyter-notebook")
 PYTHONS = ("python", "python3")
-_TRAMPOLINE = re.compile(r"""^'''exec' ("[^"]+"|'[^']+'|\S+)""")
-_SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
-
-
-def interpreter_of(script: str) -> str | None:
-    """The interpreter a script runs: its shebang's (``/usr/bin/env NAME`` as NAME on PATH, or NAME itself
-    when it is not on PATH), or the one pip's ``/bin/sh`` trampoline execs; None for a file without a
-    shebang (a binary) or one that cannot be read."""
-    try:
-        with open(script, "rb") as fh:
-            head = fh.read(4096).decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    if not head or not head[0].startswith("#!"):
-        return None
-    parts = head[0][2:].split()
-    if not parts:
-        return None
-    if os.path.basename(parts[0]) in _SHELLS and len(head) > 1:
-        m = _TRAMPOLINE.match(head[1])
-        if m:
-            return m[1].strip("\"'")
-    if os.path.basename(parts[0]) == "env":
-        names = [a for a in parts[1:] if not a.startswith("-")]
-        return (shebang(script) or names[0]) if names else None
-    return parts[0]
 
 
 def _runs(path: str) -> bool:
