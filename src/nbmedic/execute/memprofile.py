@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from nbmedic.execute.memprofile_agent import AGENT_FILE, CELL_FILE, PEAK_FILE
 from nbmedic.execute.outputs import OutputCollector
 from nbmedic.execute.replies import Deadline, wait_reply
 from nbmedic.notebook.cells import source_text
+from nbmedic.notebook.imports import parse_cell
 from nbmedic.notebook.io import read_json_object
 
 __all__ = ["MemoryProfiler", "function_at", "install"]
@@ -50,7 +50,6 @@ if m is None:
     exec(compile(S, F, 'exec'), m.__dict__)
 m.install(get_ipython(), D)
 """
-_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
 
 
 def install(kernel: Kernel, cells: Sequence[Any], timeout: float = 30.0) -> MemoryProfiler | None:
@@ -73,14 +72,11 @@ def install(kernel: Kernel, cells: Sequence[Any], timeout: float = 30.0) -> Memo
 
 
 def function_at(source: str, line: int) -> str | None:
-    """The innermost function of ``source`` that holds ``line`` (magics and shell lines read as ``pass``)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        try:
-            tree = ast.parse(_MAGIC.sub(r"\1pass", source))
-        except (SyntaxError, ValueError):
-            return None
+    """The innermost function of ``source`` that holds ``line`` (IPython syntax read as ``notebook.imports``
+    reads it)."""
+    tree = parse_cell(source)
+    if tree is None:
+        return None
     best: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
