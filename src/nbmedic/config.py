@@ -14,7 +14,7 @@ from nbmedic.findings import code_matches
 from nbmedic.savelimits import deployment_name
 from nbmedic.units import MiB, parse_size
 
-__all__ = ["Config", "ConfigResolver", "MiB", "config_from_mapping", "find_pyproject", "load_config", "parse_size",
+__all__ = ["Config", "ConfigResolver", "MiB", "code_selection", "config_from_mapping", "find_pyproject", "load_config", "parse_size",
            "split_codes"]
 
 if sys.version_info >= (3, 11):
@@ -66,6 +66,12 @@ def split_codes(value: object, *, what: str) -> tuple[str, ...]:
                 raise UsageError(f"{what}: {item!r} is not a finding code or prefix")
             codes.append(code)
     return tuple(codes)
+
+
+def code_selection(select: str | None, ignore: str | None) -> Config:
+    """A configuration of ``--select``/``--ignore`` alone (commands that examine no notebook)."""
+    return Config(select=split_codes(select, what="--select") if select else (),
+                  ignore=split_codes(ignore, what="--ignore") if ignore else ())
 
 
 def _has_section(path: Path) -> bool:

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from nbmedic.commands.common import emit
-from nbmedic.config import Config, split_codes
+from nbmedic.config import code_selection
 from nbmedic.envs.server import ServerContext, examine, find_setup
 from nbmedic.errors import UsageError
 from nbmedic.findings import exit_code
@@ -34,8 +34,7 @@ def _asker(args: argparse.Namespace) -> ServerContext:
 def run(args: argparse.Namespace) -> int:
     if args.yes and not args.fix:
         raise UsageError("--yes only makes sense with --fix")
-    config = Config(select=split_codes(args.select, what="--select") if args.select else (),
-                    ignore=split_codes(args.ignore, what="--ignore") if args.ignore else ())
+    config = code_selection(args.select, args.ignore)
     report = examine(_asker(args), config.wants)
     found = [f for f in report.findings if config.wants(f.code)]
     where = report.setup.jupyter or report.setup.python

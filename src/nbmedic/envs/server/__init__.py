@@ -27,7 +27,7 @@ from nbmedic.envs.server.context import ServerContext
 from nbmedic.envs.server.where import JupyterSetup, find_setup
 from nbmedic.findings import Finding
 
-__all__ = ["PROBES", "JupyterSetup", "ServerContext", "ServerReport", "examine", "find_setup"]
+__all__ = ["PROBES", "JupyterSetup", "ServerContext", "ServerReport", "examine", "find_setup", "wanted"]
 
 
 Probe = Callable[[ServerContext], list[Finding]]
@@ -40,6 +40,11 @@ PROBES: list[tuple[str, Probe, tuple[str, ...]]] = [
     ("lab-extensions", labext.findings, ("EN252", "EN253", "EN254", "EN255")),
     ("runtime", runtime.findings, ("EN258", "EN259", "EN260")),
 ]
+
+
+def wanted(wants: Callable[[str], bool] | None, *names: str) -> bool:
+    """Will one of the probes ``names`` run (some code of theirs is wanted; ``wants`` None: all are)?"""
+    return any(wants is None or any(wants(code) for code in codes) for name, _, codes in PROBES if name in names)
 
 
 @dataclass
