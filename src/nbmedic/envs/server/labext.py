@@ -18,7 +18,6 @@ Nothing is reported when the installation's Python has no JupyterLab.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbmedic.envs.server.where import JupyterSetup, ProbeError, ask_early, run_python
 from nbmedic.findings import Finding, make
+from nbmedic.notebook.io import read_json_object
 
 if TYPE_CHECKING:
     from nbmedic.envs.server.context import ServerContext
@@ -122,12 +122,7 @@ class _Extension:
 
 
 def _read_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(path) or {}
 
 
 def begin(setup: JupyterSetup) -> bool:
