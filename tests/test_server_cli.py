@@ -43,3 +43,15 @@ def test_no_early_run_when_its_codes_are_not_selected(jupyter_home: dict[str, Pa
     assert prestart(args) is False and where._EARLY == {}
     code, out, _ = run_cli("server", "--select", "EN258,EN26", "--format", "json")
     assert code == 0 and set(json.loads(out)["server"]["probes"]) == {"which", "runtime"}
+
+
+def test_the_doctor_asks_the_installation_ahead_and_uses_the_answers(jupyter_home: dict[str, Path], run_cli: Run,
+                                                                      tmp_path: Path) -> None:
+    nb = tmp_path / "empty.ipynb"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    assert prestart(build_parser().parse_args(["doctor", str(nb), "--no-run"])) is True
+    assert len(where._EARLY) == 2  # the extension run and the JupyterLab question, asked ahead
+    code, out, err = run_cli("doctor", str(nb), "--no-run", "--format", "json")
+    assert code == 0, out + err
+    assert where._EARLY == {}  # answered for the doctor's server probes, not abandoned
+    assert prestart(build_parser().parse_args(["doctor", str(nb), "--no-env"])) is False and where._EARLY == {}

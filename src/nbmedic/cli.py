@@ -25,15 +25,16 @@ ISSUES_URL = f"{PROJECT_URL}/issues"
 
 # work that starts before the command is imported, in other processes: the fork template of the kernel a
 # run most likely uses (commands.prelude), the installation's Python importing jupyter_server and its
-# extensions (commands.server_prelude); each saves a few tenths of a second of the command's start
-_PRELUDES = {"run": "nbmedic.commands.prelude", "doctor": "nbmedic.commands.prelude",
-             "server": "nbmedic.commands.server_prelude"}
+# extensions (commands.server_prelude; the doctor runs the server probes too); each saves a few tenths of a
+# second, or more, of the command's time
+_PRELUDES = {"run": ("nbmedic.commands.prelude",),
+             "doctor": ("nbmedic.commands.prelude", "nbmedic.commands.server_prelude"),
+             "server": ("nbmedic.commands.server_prelude",)}
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     """Run ``nbmedic.commands.<command>.run(args)``."""
-    prelude = _PRELUDES.get(args.command)
-    if prelude is not None:
+    for prelude in _PRELUDES.get(args.command, ()):
         importlib.import_module(prelude).prestart(args)
     module = importlib.import_module(f"nbmedic.commands.{args.command.replace('-', '_')}")
     return int(module.run(args))

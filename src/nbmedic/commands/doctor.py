@@ -27,6 +27,7 @@ from nbmedic.commands.common import (
 from nbmedic.commands.runargs import cli_overrides, jobs_from_args
 from nbmedic.config import Config
 from nbmedic.envs import probes
+from nbmedic.envs.server import JupyterSetup
 from nbmedic.execute.batch import execute, run_note
 from nbmedic.execute.jobs import RunJob
 from nbmedic.execute.options import project_options
@@ -71,7 +72,8 @@ def filter_by_owner(found: Sequence[Finding], files: Sequence[NotebookFile]) -> 
 
 
 def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool = True,
-                         memory_limit: int | None = None) -> tuple[list[Finding], int]:
+                         memory_limit: int | None = None,
+                         server_setup: JupyterSetup | None = None) -> tuple[list[Finding], int]:
     """Kernels, interpreters, environment locks, IPython start-up and resources of the notebooks that parse,
     and the Jupyter installation."""
     notebooks = [(file.path, file.nb) for file in files if file.nb is not None]
@@ -81,7 +83,7 @@ def environment_findings(files: Sequence[NotebookFile], *, launch_kernels: bool 
     if launch_kernels:
         found.extend(probes.ipython_findings(names, cwd=str(files[0].path.parent if files else Path.cwd())))
     found.extend(probes.resource_findings(notebooks, memory_limit=memory_limit))
-    found.extend(probes.server_findings())
+    found.extend(probes.server_findings(server_setup))
     return filter_by_owner(found, files)
 
 
@@ -119,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     results: list[RunResult] = []
     if not args.no_env:
         limit = parse_size(args.memory_limit, what="--memory-limit") if args.memory_limit else None
-        found, worst = environment_findings(files, launch_kernels=not args.no_run, memory_limit=limit)
+        found, worst = environment_findings(files, launch_kernels=not args.no_run, memory_limit=limit,
+                                            server_setup=getattr(args, "server_setup", None))
         findings.extend(found)
         code = max(code, worst)
         found, worst = live_incident_findings(files)

@@ -1,4 +1,4 @@
-"""What ``nbmedic server`` does before the CLI imports it: find the installation and start the one run in its
+"""What ``nbmedic server`` (and the doctor, which runs the same probes) does before the CLI imports it: find the installation and start the one run in its
 Python (importing jupyter_server and every enabled extension, most of the command's time), so that it
 works while this process imports the command and runs the other probes.  The installation found is handed
 to the command on ``args`` (``server_setup``), so it is looked up once."""
@@ -17,7 +17,10 @@ __all__ = ["prestart"]
 
 def prestart(args: argparse.Namespace) -> bool:
     """Find the installation and begin its extension run and its JupyterLab question (each unless none of its
-    codes is selected); whether one was started.  Bad options are left for the command to report."""
+    codes is selected, or the doctor skips the environment); whether one was started.  Bad options are left
+    for the command to report."""
+    if getattr(args, "no_env", False):
+        return False
     try:
         config = code_selection(args.select, args.ignore)
     except UsageError:

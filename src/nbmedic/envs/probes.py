@@ -21,7 +21,7 @@ from nbmedic.envs.resources import (
     memory_headroom_findings,
     needed_from_notebooks,
 )
-from nbmedic.envs.server import ServerContext, examine, find_setup
+from nbmedic.envs.server import JupyterSetup, ServerContext, examine, find_setup
 from nbmedic.errors import NbmedicError
 from nbmedic.findings import Finding
 from nbmedic.kernelspecs import Kernelspecs, read_kernelspecs
@@ -78,6 +78,7 @@ def resource_findings(notebooks: Sequence[tuple[Path, dict[str, Any]]], *,
     return found
 
 
-def server_findings() -> list[Finding]:
-    """EN250-EN262: the Jupyter installation (`nbmedic server`, without --fix)."""
-    return examine(ServerContext(find_setup())).findings
+def server_findings(setup: JupyterSetup | None = None) -> list[Finding]:
+    """EN250-EN262: the Jupyter installation (`nbmedic server`, without --fix); ``setup``: the one the CLI's
+    prelude found (its questions already asked), else found now."""
+    return examine(ServerContext(setup or find_setup())).findings
