@@ -195,7 +195,8 @@ _CODE_LIST: tuple[CodeInfo, ...] = (
     CodeInfo("EN251", "warning", "a classic Notebook setting (`NotebookApp.*`, `nbserver_extensions`) that "
              "jupyter_server ignores", "rename it as the finding says (e.g. `ServerApp.port`, "
              "`IdentityProvider.token`, `ServerApp.jpserver_extensions`)"),
-    CodeInfo("EN252", "error", "a prebuilt JupyterLab extension requires another JupyterLab major version",
+    CodeInfo("EN252", "error", "a prebuilt JupyterLab extension requires `@jupyterlab/*` versions the installed "
+             "JupyterLab does not ship (usually: built for another major version)",
              "install the extension's release for this JupyterLab (`pip install -U PACKAGE`), or remove it"),
     CodeInfo("EN253", "warning", "a JupyterLab extension is installed in two places; only one of them loads",
              "uninstall the copy you do not want (`jupyter labextension list` shows both)"),
