@@ -570,21 +570,63 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 # --- writing files ----------------------------------------------------------------------------
 
+TEMP_SUFFIX = ".nbmedic-tmp"
+
+
+def _temp_pattern(name: str) -> re.Pattern[str]:
+    """The names of the temporary files written for a target ``name``: ``.NAME.PID.XXXXXXXX.nbmedic-tmp``."""
+    return re.compile(rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def sweep_stale_temps(target: str | os.PathLike[str]) -> list[str]:
+    """Remove the temporary files a killed writer left beside ``target`` (its pid is in the name and no
+    longer runs); return their paths.  A live writer's file, and anything not named by nbmedic, stay."""
+    folder, name = os.path.split(os.path.realpath(target))
+    pattern = _temp_pattern(name)
+    removed: list[str] = []
+    try:
+        entries = [e.name for e in os.scandir(folder or ".") if e.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, entry))
+            removed.append(os.path.join(folder, entry))
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> bool:
     """Replace ``path`` with ``data`` atomically; return False (and touch nothing) if unchanged.
 
     The temporary file lives in the target's folder (so ``os.replace`` is a rename on one file
-    system); the target's permission bits are kept; a symlink is followed, not replaced; on any
-    error the temporary file is removed and the original is left as it was.
+    system) and carries the writer's pid, so the next write to the target removes what a killed
+    writer left (``sweep_stale_temps``); the target's permission bits are kept; a symlink is
+    followed, not replaced; on any error the temporary file is removed and the original is left as it was.
     """
     target = Path(os.path.realpath(path))
+    sweep_stale_temps(target)
     try:
         if target.stat().st_size == len(data) and target.read_bytes() == data:
             return False
         mode: int | None = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".nbmedic-tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
