@@ -140,6 +140,7 @@ def test_fix_without_yes_on_non_interactive_stdin_removes_nothing(
     assert gone.is_dir()
     assert "nothing removed" in out
     assert "gone" in out and "missing" in out  # the table
+    assert out.rstrip().splitlines()[-1] == "1 kernelspec checked: 1 error, 0 warnings, 0 info"
 
 
 def test_user_spec_shadowing_another_is_reported(jupyter: tuple[Path, Path],

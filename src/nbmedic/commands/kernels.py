@@ -7,6 +7,7 @@ The kernelspecs come from ``nbmedic.kernelspecs``; the probes live in ``nbmedic.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from nbmedic.findings import exit_code
 from nbmedic.kernelspecs import read_kernelspecs
 from nbmedic.notebook.cells import kernel_name_of
 from nbmedic.notebook.io import NotebookReadError, read_notebook
-from nbmedic.render.text import render_text
+from nbmedic.render.text import render_text, summary_line
 
 if TYPE_CHECKING:
     from nbmedic.envs.kernelspecs import KernelReport
@@ -157,19 +158,14 @@ def run(args: argparse.Namespace) -> int:
         _table(reports)
         for note in notes:
             print(note)
-        _text_findings(findings, len(reports))
+        _text_findings(findings, [r.spec.resource_dir for r in reports])
     return exit_code(remaining)
 
 
-def _text_findings(findings: list[Finding], checked: int) -> None:
+def _text_findings(findings: list[Finding], checked: list[str]) -> None:
     """The findings as ``render_text`` prints them, with a summary line about kernelspecs, not notebooks."""
-    import io
-
-
     buf = io.StringIO()
     render_text(findings, files=[], stream=buf)
     lines = buf.getvalue().rstrip("\n").splitlines()[:-1]  # its last line counts notebooks
-    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
-    lines.append(f"{checked} kernelspec{'s' if checked != 1 else ''} checked: {counts['error']} error(s), "
-                 f"{counts['warning']} warning(s), {counts['info']} info")
+    lines.append(summary_line(findings, checked, verb=None, noun="kernelspec", notes=None, width=200)[0])
     sys.stdout.write("\n".join(lines) + "\n")
