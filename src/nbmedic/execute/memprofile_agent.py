@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sysconfig
 import tempfile
 import threading
@@ -68,9 +69,43 @@ _BELOW_CELLS = tuple(os.sep + name for name in (
     "ipykernel_launcher.py", "kernelapp.py", "kernelbase.py", "template_main.py")) + ("<frozen runpy>",)
 
 
+TEMP_SUFFIX = ".nbmedic-tmp"  # as notebook.io: ``.NAME.PID.XXXXXXXX.nbmedic-tmp``
+_swept: set[str] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def _sweep_stale_temps(path: str) -> None:
+    """Remove the temporary files a killed writer of ``path`` left (its pid, in the name, no longer runs)."""
+    folder, name = os.path.split(path)
+    pattern = re.compile(rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+    try:
+        entries = [e.name for e in os.scandir(folder or ".") if e.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match is not None and not _alive(int(match.group(1))):
+            _remove(os.path.join(folder, entry))
+
+
 def _write_json(path: str, record: dict[str, Any]) -> None:
-    """Atomic replace; no fsync (the reader outlives the kernel, not the machine)."""
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    """Atomic replace; no fsync (the reader outlives the kernel, not the machine).  The temporary file
+    (0600, as mkstemp makes it) carries this process's pid; the first write to a path in this process
+    removes what a killed kernel left beside it."""
+    folder, name = os.path.split(path)
+    if path not in _swept:
+        _swept.add(path)
+        _sweep_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(record, fh, separators=(",", ":"))

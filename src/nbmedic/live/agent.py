@@ -65,11 +65,44 @@ USAGE = "usage: %nbmedic why   (the latest incident of this kernel, else of this
 _ATTR = "_nbmedic_agent"  # on the shell: loading twice registers the hooks once
 
 
+TEMP_SUFFIX = ".nbmedic-tmp"  # as notebook.io: ``.NAME.PID.XXXXXXXX.nbmedic-tmp``
+_swept: set[str] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_stale_temps(path: str) -> None:
+    """Remove the temporary files a killed writer of ``path`` left beside it (named as
+    ``notebook.io.sweep_stale_temps`` names them: the writer's pid, no longer running)."""
+    folder, name = os.path.split(path)
+    pattern = re.compile(rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+    try:
+        entries = [e.name for e in os.scandir(folder or ".") if e.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match is not None and not _alive(int(match.group(1))):
+            _remove(os.path.join(folder, entry))
+
+
 def _write_json(path: str, record: dict[str, Any]) -> None:
     """Atomic replace.  No fsync: the reader outlives the kernel, not the machine, and a cell must not
-    wait for the disk."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".nbmedic-tmp", dir=folder)
+    wait for the disk.  The temporary file carries this process's pid; the first write to a path in this
+    process removes what a killed kernel left beside it (a restarted kernel keeps its folder)."""
+    folder, name = os.path.split(path)
+    if path not in _swept:
+        _swept.add(path)
+        sweep_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(record, fh, ensure_ascii=False, separators=(",", ":"), default=str)

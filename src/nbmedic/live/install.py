@@ -36,7 +36,7 @@ from typing import Any, Literal
 from nbmedic.errors import NbmedicError
 from nbmedic.kernelspecs import Kernelspec
 from nbmedic.live.guard import GuardConfig
-from nbmedic.notebook.io import atomic_write_bytes
+from nbmedic.notebook.io import TEMP_SUFFIX, atomic_write_bytes
 
 __all__ = [
     "BACKUP_SUFFIX",
@@ -429,7 +429,8 @@ def _create_native(spec: Kernelspec, target: str, wanted: Monitoring) -> Result:
     parent = os.path.dirname(target)
     try:
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".nbmedic-tmp", dir=parent)
+        _sweep_stale_folders(parent, spec.name)
+        tmp = tempfile.mkdtemp(prefix=f".{spec.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=parent)
     except OSError as exc:
         raise _Refused(f"cannot create a kernelspec in {parent}: {exc.strerror or exc}; nothing changed") from None
     try:
@@ -445,6 +446,30 @@ def _create_native(spec: Kernelspec, target: str, wanted: Monitoring) -> Result:
     return _result(spec.name, "created", path, monitoring,
                    f"created the user kernelspec {target} (the built-in {spec.name} has no kernel.json) "
                    f"and monitored it by {monitoring.describe()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _sweep_stale_folders(parent: str, name: str) -> None:
+    """Remove the temporary kernelspec folders of ``name`` a killed install left in ``parent``
+    (``.NAME.PID.XXXXXXXX.nbmedic-tmp``, the pid no longer running), as ``sweep_stale_temps`` does files."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+    try:
+        entries = [e.name for e in os.scandir(parent) if e.name.endswith(TEMP_SUFFIX) and e.is_dir()]
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match is not None and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
 def _resource_files(folder: str) -> list[str]:
