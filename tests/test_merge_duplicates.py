@@ -294,6 +294,10 @@ def test_every_edit_lands_on_its_cell_in_a_long_run_of_two_repeated_cells() -> N
     ([("tweak", 1)], [("tweak", 0), ("insert", 50)]),  # found by the long-notebook property
     ([("tweak", 58)], [("tweak", 59), ("insert", 5)]),  # its mirror image
     ([("insert", 2)], [("tweak", 0), ("insert", 50), ("tweak", 2)]),  # two edits near the run's start
+    # found by the long-notebook property: insertions on both sides of the run, so the placement nearest
+    # a diagonal shifted it by a cell (the local edit landed on a neighbour, or on a cell read as deleted)
+    ([("tweak", 1)], [("tweak", 0), ("insert", 2), ("insert", 50)]),
+    ([("tweak", 52)], [("tweak", 0), ("insert", 2), ("insert", 53)]),
 ])
 def test_an_edit_beside_a_long_run_of_one_repeated_cell_stays_on_its_cell(
         local_ops: list[tuple[str, int]], remote_ops: list[tuple[str, int]]) -> None:

@@ -20,8 +20,10 @@ manner of patience diff:
    their own stretch;
 4. a short stretch without anchors is aligned exactly: the pairing with the most equal and similar
    cells, and of those the one closest to the stretch's diagonal; a long one pairs the longest run of
-   equal cells nearest the diagonal (past a work limit, searched near the diagonals only), or, with
-   no equal cells at all, scans linearly a few cells ahead.
+   equal cells (past a work limit, searched near the diagonals only), or, with no equal cells at
+   all, scans linearly a few cells ahead.  Of equally long runs (a run of repeated cells that could
+   slide along a longer one) the one that leaves the most equal and similar cells to pair beside it
+   wins, then the one nearest the diagonal: among identical cells position is the only identity.
 
 Steps 1 to 3 are hash and sort based, so long notebooks align in near-linear time.
 """
@@ -41,6 +43,7 @@ _BLOCK_WORK = 200_000  # pairs of equal cells the longest-run search may visit i
 _BAND = 32  # past that, how far from the diagonals it looks
 _WINDOW = 8  # how far the linear scan looks ahead
 _REACH = 8  # cells beside a run of equal cells that break a tie between equally long runs
+_TIES = 64  # equally long runs (the nearest the diagonals) weighed by what lies beside them
 _NEAR = 1e-7  # per cell off the diagonal: breaks ties between equally good pairings, nothing more
 
 Pair = tuple[int | None, int | None]
@@ -157,15 +160,13 @@ def _grid(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Sco
     return out
 
 
-def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch,
-                 score: Score | None = None) -> tuple[int, int, int] | None:
-    """The longest run of equal keys (x, y, size), nearest the diagonal among equally long ones, and of
-    those the one with similar cells beside it (``_beside``): the edited cell next to a run of repeated
-    ones stays paired with its old self instead of shifting the run by one.
+def _longest_runs(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch) -> tuple[int, list[tuple[int, int, int]]]:
+    """The size of the longest runs of equal keys and where they start, nearest the diagonal first:
+    (size, [(distance, x, y), ...]); (0, []) when there is no equal key.
 
-    None when there is no equal key.  When the search would visit more than ``_BLOCK_WORK`` pairs of
-    equal keys (a long stretch of a few cells repeated many times), only the cells within ``_BAND``
-    of the diagonals through the stretch's start and end are searched.
+    When the search would visit more than ``_BLOCK_WORK`` pairs of equal keys (a long stretch of a
+    few cells repeated many times), only the cells within ``_BAND`` of the diagonals through the
+    stretch's start and end are searched.
     """
     a0, a1, b0, b1 = s
     where: dict[Hashable, list[int]] = {}
@@ -173,38 +174,95 @@ def _longest_run(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch,
         where.setdefault(kb[y], []).append(y)
     banded = sum(len(where.get(ka[x], ())) for x in range(a0, a1)) > _BLOCK_WORK
     skew = (a1 - a0) - (b1 - b0)
-    best: tuple[int, int] = (0, 0)  # (size, -distance)
-    found: tuple[int, int, int] | None = None
+    longest = 0
+    ties: list[tuple[int, int, int]] = []  # (distance, x, y) of the longest runs found so far
     run: dict[int, int] = {}
     for x in range(a0, a1):
         here: dict[int, int] = {}
         ys = _band(kb, ka[x], b0 + x - a0, skew, b0, b1) if banded else where.get(ka[x], ())
         for y in ys:
             size = here[y] = run.get(y - 1, 0) + 1
-            rank = (size, -_off_diagonal(x - a0, y - b0, skew))
-            candidate = (x - size + 1, y - size + 1, size)
-            if rank > best or (rank == best and found is not None and score is not None
-                               and _beside(s, candidate, score) > _beside(s, found, score)):
-                best, found = rank, candidate
+            if size >= longest:
+                if size > longest:
+                    longest, ties = size, []
+                ties.append((_off_diagonal(x - a0, y - b0, skew), x - size + 1, y - size + 1))
         run = here
-    return found
+    ties.sort()
+    return longest, ties
 
 
-def _beside(s: Stretch, run: tuple[int, int, int], score: Score) -> float:
-    """How well a run's diagonal goes on as similar cells before and after it, inside the stretch (up to
-    ``_REACH`` cells each way, stopping at the first pair that is not similar)."""
+def _settle(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, size: int,
+            ties: list[tuple[int, int, int]], score: Score | None) -> tuple[int, int, int]:
+    """Of equally long runs, the one that leaves the most equal and similar cells to pair beside it
+    (``_beside``), then the one nearest the diagonal.
+
+    Among identical cells position is the only identity: a run of repeated cells can slide along a
+    longer run of them, and only what lies beside the two runs says where it belongs (the edited
+    cell stays paired with its old self, an inserted cell is not taken for a deleted one).
+    """
+    if score is not None and len(ties) > 1:
+        ranked = [(-round(_beside(ka, kb, s, (x, y, size), score), 9), d, x, y) for d, x, y in ties[:_TIES]]
+        _, _, x, y = min(ranked)
+        return x, y, size
+    _, x, y = ties[0]
+    return x, y, size
+
+
+def _beside(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, run: tuple[int, int, int],
+            score: Score) -> float:
+    """How much a run leaves to pair just before and just after it, inside the stretch.
+
+    At each end of the run, when one side's run of the same key goes on past it (the run slides along
+    a longer one), those extra cells can only pair with the other side's cells beyond its end: up to
+    that many of them equal or similar to the key, among the nearest ones (the extra cells plus
+    ``_REACH``).  Otherwise the run's diagonal may go on as similar cells (an edited cell beside its
+    copies), up to ``_REACH`` of them, stopping at the first pair that is not similar.
+    """
     a0, a1, b0, b1 = s
     x, y, size = run
+    key = ka[x]
     total = 0.0
-    for step, (x1, y1) in ((-1, (x - 1, y - 1)), (1, (x + size, y + size))):
-        for _ in range(_REACH):
-            if not (a0 <= x1 < a1 and b0 <= y1 < b1):
-                break
-            value = score(x1, y1)
-            if value <= 0:
-                break
-            total += value
-            x1, y1 = x1 + step, y1 + step
+    for step, ax, by in ((-1, x - 1, y - 1), (1, x + size, y + size)):
+        extra_a = _repeats(ka, key, ax, step, a0, a1)
+        extra_b = _repeats(kb, key, by, step, b0, b1)
+        if extra_a:  # cell x is the key: score(x, k) is how well B's cell k pairs with it
+            total += _absorb(kb, key, by, step, b0, b1, extra_a, lambda k: score(x, k))
+        elif extra_b:
+            total += _absorb(ka, key, ax, step, a0, a1, extra_b, lambda k: score(k, y))
+        else:
+            for _ in range(_REACH):
+                if not (a0 <= ax < a1 and b0 <= by < b1):
+                    break
+                value = score(ax, by)
+                if value <= 0:
+                    break
+                total += value
+                ax, by = ax + step, by + step
+    return total
+
+
+def _repeats(keys: Sequence[Hashable], key: Hashable, at: int, step: int, lo: int, hi: int) -> int:
+    """How many cells equal to ``key`` follow one another from ``at`` on, in direction ``step``."""
+    n = 0
+    while lo <= at < hi and keys[at] == key:
+        n, at = n + 1, at + step
+    return n
+
+
+def _absorb(keys: Sequence[Hashable], key: Hashable, at: int, step: int, lo: int, hi: int, extra: int,
+            value: Callable[[int], float]) -> float:
+    """What ``extra`` cells of ``key`` gain from the cells from ``at`` on (direction ``step``): the
+    nearest equal (1.0) or similar ones, at most ``extra`` of them, within ``extra + _REACH`` cells."""
+    total = 0.0
+    taken = 0
+    for _ in range(extra + _REACH):
+        if taken == extra or not lo <= at < hi:
+            break
+        gain = 1.0 if keys[at] == key else value(at)
+        if gain > 0:
+            total += gain
+            taken += 1
+        at += step
     return total
 
 
@@ -269,15 +327,15 @@ def _split(ka: Sequence[Hashable], kb: Sequence[Hashable], s: Stretch, score: Sc
     anchors = _anchors(ka, kb, s)
     # a unique cell that moved across a run of repeated cells would anchor the run away: a longer
     # run of equal cells than the anchors it contradicts wins
-    run = _longest_run(ka, kb, s, score) if anchors or (a1 - a0) * (b1 - b0) > _GRID else None
-    if anchors and (run is None or not 0 < _against(run, anchors) < run[2]):
+    size, ties = _longest_runs(ka, kb, s) if anchors or (a1 - a0) * (b1 - b0) > _GRID else (0, [])
+    if anchors and (not ties or not 0 < _against((ties[0][1], ties[0][2], size), anchors) < size):
         out += anchors
         return _between(anchors, s)
-    if run is None and (a1 - a0) * (b1 - b0) <= _GRID:
+    if not ties and (a1 - a0) * (b1 - b0) <= _GRID:
         out += _grid(ka, kb, s, score)
         return []
-    if run is not None:
-        x, y, size = run
+    if ties:
+        x, y, size = _settle(ka, kb, s, size, ties, score)
         out += [(x + k, y + k) for k in range(size)]
         return [(a0, x, b0, y), (x + size, a1, y + size, b1)]
     out += _scan(ka, kb, s, score)
