@@ -87,7 +87,7 @@ def _local_cluster(dist: ModuleType, workers: int) -> Iterator[Any]:
     """A LocalCluster on 127.0.0.1 (one single-threaded worker process per notebook slot) for the batch."""
     try:
         cluster = dist.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0",
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
             scheduler_kwargs={"allowed_failures": LOCAL_ALLOWED_FAILURES},
             silence_logs=logging.CRITICAL)  # lost workers become RN180; Dask's log lines would repeat it
     except Exception as exc:  # noqa: BLE001 - whatever stops Dask starting its processes, in one line

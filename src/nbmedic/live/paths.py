@@ -61,7 +61,7 @@ from nbmedic.notebook.io import read_json_object as read_json
 __all__ = [
     "CELL", "ENV_INCIDENTS_DIR", "ENV_KERNEL_ID", "ENV_LIVE_DIR", "ENV_NOTICES_DIR", "EXITED", "FAULTHANDLER",
     "GUARD", "SESSION", "connection_file_of", "incident_path", "incidents_dir", "kernel_dir", "kernel_id_of", "kernels_dir", "live_root",
-    "notebook_key", "notice_paths", "notices_dir", "read_json", "remove", "write_json",
+    "notebook_key", "notice_paths", "notices_dir", "private_folder", "read_json", "remove", "write_json",
 ]
 
 SESSION = "session.json"
@@ -99,9 +99,16 @@ def kernels_dir() -> str:
     return os.path.join(live_root(), "kernels")
 
 
+def _safe_name(text: str) -> str:
+    """``text`` as one file name inside its folder: unsafe characters as ``_``; ``.``, ``..`` and the empty
+    name, which would name the folder itself or its parent, prefixed with ``_``."""
+    name = _UNSAFE.sub("_", text)
+    return "_" + name if name in ("", ".", "..") else name
+
+
 def kernel_dir(kernel_id: str) -> str:
     """The folder of one monitored kernel (the id made safe for a file name)."""
-    return os.path.join(kernels_dir(), _UNSAFE.sub("_", kernel_id) or "_")
+    return os.path.join(kernels_dir(), _safe_name(kernel_id))
 
 
 def notices_dir() -> str:
@@ -156,10 +163,37 @@ def kernel_id_of(connection_file: str) -> str:
 
 
 
+def private_folder(folder: str) -> None:
+    """Make ``folder`` and its missing parents; nbmedic's folders (``folder`` up to the nearest one named
+    ``nbmedic``) are made or set 0700 whatever the umask: what they hold (code, paths, stacks) is the
+    user's alone.  Folders above, Jupyter's own, are left as they are."""
+    chain: list[str] = []
+    current = os.path.abspath(folder)
+    while True:
+        chain.append(current)
+        parent = os.path.dirname(current)
+        if os.path.basename(current) == "nbmedic" or parent == current:
+            break
+        current = parent
+    if os.path.basename(chain[-1]) != "nbmedic":
+        chain = chain[:1]
+    os.makedirs(os.path.dirname(chain[-1]) or ".", exist_ok=True)
+    for path in reversed(chain):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_mode & 0o777 != 0o700:
+                os.chmod(path, 0o700)
+
+
 def write_json(path: str, record: Any) -> None:
-    """Write ``record`` atomically (``notebook.io.atomic_write_bytes``); folders made as needed."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Write ``record`` atomically (``notebook.io.atomic_write_bytes``), readable by the user only (0600, in
+    0700 folders: ``private_folder``); folders made as needed."""
+    private_folder(os.path.dirname(path) or ".")
     atomic_write_bytes(path, json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_mode & 0o777 != 0o600:
+            os.chmod(path, 0o600)
 
 
 def remove(path: str) -> None:
