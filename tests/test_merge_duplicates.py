@@ -305,3 +305,16 @@ def test_an_edit_beside_a_long_run_of_one_repeated_cell_stays_on_its_cell(
     (paired with its old self) wins over the one shifted by a cell."""
     cells = [_code("plt.show()") for _ in range(60)]
     _check((cells, local_ops, remote_ops), ids=False)
+
+
+@pytest.mark.parametrize(("local_ops", "remote_ops"), [
+    ([("tweak", 129)], [("tweak", 0), ("insert", 20), ("insert", 130)]),
+    ([("tweak", 21)], [("tweak", 0), ("insert", 20), ("insert", 130)]),
+    ([("tweak", 1)], [("insert", 0), ("insert", 100), ("tweak", 149)]),
+])
+def test_an_edit_far_from_where_a_long_run_could_slide_stays_on_its_cell(
+        local_ops: list[tuple[str, int]], remote_ops: list[tuple[str, int]]) -> None:
+    """150 identical cells: the remote run of 110 could sit 20 ways inside the base's 130; what says
+    where is 20 cells away (the edited first cell), further than any fixed window beside the run."""
+    cells = [_code("plt.show()") for _ in range(150)]
+    _check((cells, local_ops, remote_ops), ids=False)
