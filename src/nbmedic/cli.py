@@ -9,6 +9,7 @@ place nbmedic imports its own modules lazily, so a command pays only for what it
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,13 @@ _PRELUDES = {"run": ("nbmedic.commands.prelude",),
              "server": ("nbmedic.commands.server_prelude",)}
 
 
+@functools.lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once per process (7 ms): ``main`` called in-process many times (the pytest plugin,
+    the test suite, the fuzzers) parses with the same one; argparse keeps no state between parses."""
+    return build_parser()
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """Run ``nbmedic.commands.<command>.run(args)``."""
     for prelude in _PRELUDES.get(args.command, ()):
@@ -45,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list == ["--version"]:  # answered before the sub-parsers of every command are built
         print(f"nbmedic {__version__}")
         return EXIT_OK
-    parser = build_parser()
+    parser = _parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help, --version, usage errors

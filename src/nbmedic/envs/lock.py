@@ -250,6 +250,10 @@ def validate(doc: Any, where: str) -> dict[str, Any]:
     if not isinstance(packages, dict) or not all(
             isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in packages.items()):
         raise UsageError(f"{where}: \"packages\" must map names to version strings")
+    direct = doc.get("direct")
+    if direct is not None and not (isinstance(direct, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in direct.items())):
+        raise UsageError(f"{where}: \"direct\" must map names to URLs")
     for key in ("python", "platform", "machine", "implementation"):
         if not isinstance(doc.get(key, ""), str):
             raise UsageError(f"{where}: \"{key}\" must be a string")

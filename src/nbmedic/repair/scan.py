@@ -83,15 +83,17 @@ class _Scanner:
             value, end = _DECODER.raw_decode(self.text, pos)
             return value, end, True
         except json.JSONDecodeError as exc:
-            error = exc
+            error_pos, message = exc.pos, exc.msg.lower()
+        except ValueError:  # an integer of more digits than int() converts (sys.get_int_max_str_digits)
+            error_pos, message = pos, "a number too long to read"
         except RecursionError:
             self.stop(path, pos, "nesting too deep")
             return _MISSING, pos, False
         first = self.text[pos]
         if _shape(path) in _WALKED and first in "{[":
             return self.container(pos, path)
-        at_end = not self.text[error.pos:].strip()
-        self.stop(path, pos, "the data ends inside this value" if at_end else error.msg.lower())
+        at_end = not self.text[error_pos:].strip() and message != "a number too long to read"
+        self.stop(path, pos, "the data ends inside this value" if at_end else message)
         return _MISSING, pos, False
 
     def container(self, pos: int, path: Path) -> tuple[Any, int, bool]:

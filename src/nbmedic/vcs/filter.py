@@ -296,11 +296,16 @@ def make_clean(root: Path, *, stderr: IO[str] | None = None) -> Handler:
     return _Cleaner(root, stderr)
 
 
-def run_filter_process(root: Path | None = None) -> int:
-    """The body of ``nbmedic git filter-process``: serve git on stdin/stdout until it closes the pipe."""
-    stdin = open(sys.stdin.fileno(), "rb", buffering=1 << 16, closefd=False)  # noqa: SIM115
-    stdout = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
-    sys.stdout = sys.stderr  # a stray print() must never land in the protocol stream
+def run_filter_process(root: Path | None = None, *, stdin: IO[bytes] | None = None,
+                       stdout: IO[bytes] | None = None) -> int:
+    """The body of ``nbmedic git filter-process``: serve git on stdin/stdout until it closes the pipe.
+
+    ``stdin``/``stdout`` default to the process's own file descriptors (the tests pass streams)."""
+    if stdin is None:
+        stdin = open(sys.stdin.fileno(), "rb", buffering=1 << 16, closefd=False)  # noqa: SIM115
+    if stdout is None:
+        stdout = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
+        sys.stdout = sys.stderr  # a stray print() must never land in the protocol stream
     log = None
     log_path = os.environ.get(LOG_ENV)
     if log_path:
