@@ -77,7 +77,7 @@ def test_check(data: bytes, fmt: str) -> None:
 
 # --- strip ---------------------------------------------------------------------------------------------
 
-@fuzz_settings(ci=2000)
+@fuzz_settings(ci=1000)
 @given(data=notebook_files(), check=st.booleans())
 @example(data=DEEP, check=False)
 def test_strip_file(data: bytes, check: bool) -> None:
@@ -101,7 +101,7 @@ def test_strip_file(data: bytes, check: bool) -> None:
         assert again.code == 0, (again.out, again.err)
 
 
-@fuzz_settings(ci=2000)
+@fuzz_settings(ci=1000)
 @given(data=notebook_files(), keep_count=st.booleans())
 @example(data=DEEP, keep_count=False)
 def test_strip_stdin(data: bytes, keep_count: bool) -> None:
@@ -151,7 +151,7 @@ def _repairable(data: bytes) -> bool:
     return not has_lone_surrogate(data)
 
 
-@fuzz_settings(ci=1500)
+@fuzz_settings(ci=1000)
 @given(data=notebook_files())
 @example(data=DEEP)
 @example(data=HUGE_INT)
@@ -176,7 +176,7 @@ def test_repair_default_output(data: bytes) -> None:
         assert entry["status"] != "unchanged"
 
 
-@fuzz_settings(ci=1500)
+@fuzz_settings(ci=1000)
 @given(data=notebook_files())
 @example(data=HUGE_INT)
 def test_repair_in_place(data: bytes) -> None:
@@ -246,7 +246,7 @@ LOCK = {"format": LOCK_FORMAT, "version": 1, "python": "3.11.7", "implementation
         "packages": {"numpy": "2.1.3"}, "direct": {}}
 
 
-@fuzz_settings(ci=2000)
+@fuzz_settings(ci=1000)
 @given(data=notebook_files())
 @example(data=DEEP)
 def test_env_capture_reads_any_notebook(data: bytes) -> None:
@@ -276,7 +276,7 @@ def test_env_capture_reads_any_notebook(data: bytes) -> None:
             assert snapshot(folder) == {"nb.ipynb": first}
 
 
-@fuzz_settings(ci=300)
+@fuzz_settings(ci=200)
 @given(data=notebook_files())
 def test_env_capture_command_on_files_that_are_not_notebooks(data: bytes) -> None:
     """The command itself, on input it must refuse before it runs any interpreter: one line, exit 2."""
@@ -312,9 +312,13 @@ def notebooks_with_locks(draw: st.DrawFn) -> bytes:
     return g.serialize(nb)
 
 
-@fuzz_settings(ci=1500)
+@fuzz_settings(ci=800)
 @given(data=st.one_of(notebooks_with_locks(), notebook_files()),
        fmt=st.sampled_from(["requirements", "environment.yml"]), as_lock_file=st.booleans())
+@example(data=b"[" * 5000 + b"]" * 5000, fmt="requirements", as_lock_file=True)  # was a RecursionError
+@example(data=b'{"cells": [], "metadata": {"nbmedic": {"environment": {"format": "nbmedic-lock", "version": 1, '
+              b'"packages": {"a": "1"}, "direct": 911024050687}}}, "nbformat": 4, "nbformat_minor": 5}',
+         fmt="requirements", as_lock_file=False)  # was an AttributeError
 def test_env_export(data: bytes, fmt: str, as_lock_file: bool) -> None:
     """``env export`` reads the lock from a notebook or from a lock file (the notebook's lock, alone)."""
     with scratch() as folder:
@@ -345,3 +349,35 @@ def test_profiles_are_what_the_readme_says() -> None:
     assert not nightly.derandomize and nightly.deadline is None
     assert fuzzing.NIGHTLY_EXAMPLES >= 100_000
     assert fuzzing.fuzz_settings(ci=2000).max_examples == (100_000 if fuzzing.NIGHTLY else 2000)
+
+
+def test_generators_make_what_they_claim() -> None:
+    """The valid notebooks cover every cell and output type, nbformat 4.0-4.5 (ids only from 4.5), list and
+    string sources, attachments, CRLF; every kind of damage makes a file the reader refuses (or, for the
+    damage that can still parse, a changed file)."""
+    from tests.fuzzing import BREAKERS, _wrong_types
+
+    seen: set[str] = set()
+    for seed in range(400):
+        g = Gen(seed)
+        nb = g.v4()
+        seen.add(f"minor{nb['nbformat_minor']}")
+        for cell in nb["cells"]:
+            seen.add(cell["cell_type"])
+            assert ("id" in cell) == (nb["nbformat_minor"] >= 5)
+            seen.add("list-source" if isinstance(cell["source"], list) else "str-source")
+            seen.update(["attachments"] if "attachments" in cell else [])
+            seen.update(o["output_type"] for o in cell.get("outputs", []))
+            seen.update(o["name"] for o in cell.get("outputs", []) if o["output_type"] == "stream")
+        data = g.serialize(nb)
+        seen.update(["crlf"] if b"\r\n" in data else [])
+        assert is_notebook(data)
+    assert seen >= {"code", "markdown", "raw", "stream", "display_data", "execute_result", "error", "stdout",
+                    "stderr", "attachments", "list-source", "str-source", "crlf", *(f"minor{i}" for i in range(6))}
+    base = Gen(0).serialize(Gen(1).v4())
+    refused = {name: sum(not is_notebook(fn(Gen(seed), base)) for seed in range(60)) for name, fn in BREAKERS.items()}
+    for name in ("truncated", "conflict", "utf-8", "bom", "not-json", "top-level"):
+        assert refused[name] >= 55, refused  # nearly always refused (a cut at the very end may still parse)
+    # deeper than a reader goes (1,025 levels and more), else readable; huge and odd numbers refused or not
+    assert refused["deep"] >= 20 and refused["numbers"] >= 15, refused
+    assert all(_wrong_types(Gen(seed), json.loads(base)) != base for seed in range(20))

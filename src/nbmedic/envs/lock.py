@@ -273,6 +273,8 @@ def read_lock_file(path: Path) -> dict[str, Any]:
         doc = json.loads(data.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a lock file (JSON nested too deeply to read)") from None
     return validate(doc, str(path))
 
 
