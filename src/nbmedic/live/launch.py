@@ -13,6 +13,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
+
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from nbmedic.execute.kernel import faulthandler_lines, is_ipykernel
 from nbmedic.live.paths import (
@@ -24,12 +27,16 @@ from nbmedic.live.paths import (
     EXITED,
     FAULTHANDLER,
     GUARD,
+    SESSION,
     incidents_dir,
+    kernels_dir,
     notices_dir,
+    read_json,
     remove,
 )
 
-__all__ = ["AGENT_MODULE", "agent_path", "loader_line", "monitored_argv", "monitored_env", "prepare_live_dir"]
+__all__ = ["AGENT_MODULE", "agent_path", "loader_line", "monitored_argv", "monitored_env", "prepare_live_dir",
+           "remove_stale_dirs"]
 
 AGENT_MODULE = "nbmedic_agent"  # the agent's name in the kernel's sys.modules
 _EXEC_LINES = ("--IPKernelApp.exec_lines", "--InteractiveShellApp.exec_lines")
@@ -127,3 +134,44 @@ def prepare_live_dir(live_dir: str) -> None:
         remove(os.path.join(live_dir, name))
     with open(os.path.join(live_dir, FAULTHANDLER), "wb"):
         pass
+
+
+_CREATE_SLACK = 1.0  # seconds between a process's creation time and the session's ``started``
+
+
+def _alive(pid: object, started: float) -> bool:
+    """Is ``pid`` still the process of a session started at ``started`` (not ended, not a reused pid)?"""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return bool(proc.status() != psutil.STATUS_ZOMBIE and proc.create_time() <= started + _CREATE_SLACK)
+    except psutil.Error:
+        return False
+
+
+def remove_stale_dirs(keep: str) -> list[str]:
+    """Remove the kernel folders whose kernel and supervisor have both gone; the folders removed.
+
+    A supervisor killed outright (a client kills ``kernel-wrapper`` with SIGKILL on a forced shutdown; a
+    server killed) cannot remove its kernel's folder, so each launch removes what such deaths left.  A
+    folder without a readable ``session.json`` may be a kernel being launched: it is kept."""
+    removed: list[str] = []
+    root = kernels_dir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        folder = os.path.join(root, name)
+        if os.path.normpath(folder) == os.path.normpath(keep):
+            continue
+        session = read_json(os.path.join(folder, SESSION))
+        started = session.get("started") if session else None
+        if session is None or not isinstance(started, (int, float)):
+            continue
+        if _alive(session.get("pid"), float(started)) or _alive(session.get("supervisor_pid"), float(started)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed

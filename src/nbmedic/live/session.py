@@ -34,7 +34,7 @@ from nbmedic.findings import Finding
 from nbmedic.live.guard import GuardConfig
 from nbmedic.live.incidents import local_time, new_incident_id, save_incident
 from nbmedic.live.kmsg import oom_kill_line
-from nbmedic.live.launch import monitored_argv, monitored_env, prepare_live_dir
+from nbmedic.live.launch import monitored_argv, monitored_env, prepare_live_dir, remove_stale_dirs
 from nbmedic.live.paths import (
     CELL,
     EXITED,
@@ -118,6 +118,7 @@ class Supervision:
     def prepare(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
         """The kernel's command line and the environment to add (call before starting the process)."""
         prepare_live_dir(self.dir)
+        remove_stale_dirs(keep=self.dir)
         self.argv, self.python = monitored_argv(list(argv), self.language, self.dir)
         env = monitored_env(self.kernel_id, self.dir)
         if self.notebook and "JPY_SESSION_NAME" not in os.environ:
