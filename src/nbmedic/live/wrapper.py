@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -41,8 +42,12 @@ _PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(
 
 
 def kernel_id_from_argv(argv: Sequence[str]) -> str:
-    """The kernel id a Jupyter client gave the connection file (``kernel-<id>.json``), else a new one."""
-    path = connection_file_of(argv)
+    """The kernel id a Jupyter client gave the connection file (``kernel-<id>.json``), else a new one.
+
+    The file is named by a flag (``-f FILE``) or, as kernels such as IRkernel take it (``--args
+    {connection_file}``), as a plain argument named ``kernel-<id>.json``."""
+    path = connection_file_of(argv) or next(
+        (arg for arg in argv[1:] if re.fullmatch(r"kernel-[^/]+\.json", os.path.basename(arg))), None)
     return kernel_id_of(path) if path else f"wrapper-{secrets.token_hex(8)}"
 
 
