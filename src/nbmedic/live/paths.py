@@ -190,10 +190,11 @@ def write_json(path: str, record: Any) -> None:
     """Write ``record`` atomically (``notebook.io.atomic_write_bytes``), readable by the user only (0600, in
     0700 folders: ``private_folder``); folders made as needed."""
     private_folder(os.path.dirname(path) or ".")
-    atomic_write_bytes(path, json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
-    with contextlib.suppress(OSError):
-        if os.stat(path).st_mode & 0o777 != 0o600:
-            os.chmod(path, 0o600)
+    data = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    if not atomic_write_bytes(path, data, mode=0o600):
+        with contextlib.suppress(OSError):  # unchanged, but perhaps made before records were private
+            if os.stat(path).st_mode & 0o777 != 0o600:
+                os.chmod(path, 0o600)
 
 
 def remove(path: str) -> None:

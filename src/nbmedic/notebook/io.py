@@ -610,22 +610,24 @@ def sweep_stale_temps(target: str | os.PathLike[str]) -> list[str]:
     return removed
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> bool:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> bool:
     """Replace ``path`` with ``data`` atomically; return False (and touch nothing) if unchanged.
 
     The temporary file lives in the target's folder (so ``os.replace`` is a rename on one file
     system) and carries the writer's pid, so the next write to the target removes what a killed
     writer left (``sweep_stale_temps``); the target's permission bits are kept; a symlink is
     followed, not replaced; on any error the temporary file is removed and the original is left as it was.
+    ``mode``, when given, is the new file's permission bits from its first byte (0o600: private records).
     """
     target = Path(os.path.realpath(path))
     sweep_stale_temps(target)
     try:
         if target.stat().st_size == len(data) and target.read_bytes() == data:
             return False
-        mode: int | None = target.stat().st_mode & 0o7777
+        if mode is None:
+            mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = None
+        pass
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
