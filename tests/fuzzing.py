@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -63,6 +64,17 @@ def fuzz_settings(ci: int = 2000) -> settings:
     """The settings of one fuzz test: ``ci`` cases by default, ``NIGHTLY_EXAMPLES`` in the nightly profile."""
     name = "nightly" if NIGHTLY else "ci"
     return settings(settings.get_profile(name), max_examples=NIGHTLY_EXAMPLES if NIGHTLY else ci)
+
+
+NIGHTLY_TIMEOUT = 3 * 3600  # seconds per fuzz test (100,000 cases); the suite's 300 s holds for the CI profile
+FUZZ_MARKS = [
+    pytest.mark.fuzz,
+    # a failing case of a large notebook: Hypothesis warns that its repr is large, and the suite's
+    # filterwarnings=error would turn that warning into the error reported instead of the failure
+    pytest.mark.filterwarnings("ignore:Generating overly large repr"),
+    *([pytest.mark.timeout(NIGHTLY_TIMEOUT)] if NIGHTLY else []),
+]
+"""``pytestmark`` of every fuzz test module."""
 
 
 # --- running nbmedic in-process ------------------------------------------------------------------------

@@ -11,11 +11,11 @@ import gzip
 import json
 import zlib
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzzing import (
+    FUZZ_MARKS,
     Outcome,
     assert_no_crash,
     assert_one_line,
@@ -27,7 +27,7 @@ from tests.fuzzing import (
     snapshot,
 )
 
-pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:Generating overly large repr")]
+pytestmark = FUZZ_MARKS
 
 
 def _unreadable(data: bytes) -> bool:
@@ -56,7 +56,7 @@ def _check_logs_result(result: Outcome, data: bytes, shown: str) -> None:
     assert result.code == (1 if any(f["severity"] == "error" for f in doc["findings"]) else 0)
 
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=2000)
 @given(data=log_files(), select=st.sampled_from([[], ["--select", "LG30"], ["--ignore", "LG300,LG301"]]))
 def test_logs_file(data: bytes, select: list[str]) -> None:
     with scratch() as folder:
@@ -67,7 +67,7 @@ def test_logs_file(data: bytes, select: list[str]) -> None:
     _check_logs_result(result, data, str(path))
 
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=2000)
 @given(data=log_files())
 def test_logs_stdin(data: bytes) -> None:
     result = run_main(["logs", "--format", "json", "-"], stdin=data)

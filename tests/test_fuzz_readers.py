@@ -31,6 +31,7 @@ from nbmedic.notebook.io import load_bytes
 from nbmedic.repair import validation_error
 from nbmedic.vcs.strip import StripOptions, strip_data
 from tests.fuzzing import (
+    FUZZ_MARKS,
     Gen,
     assert_no_crash,
     assert_one_line,
@@ -45,10 +46,7 @@ from tests.fuzzing import (
     snapshot,
 )
 
-pytestmark = [pytest.mark.fuzz,
-              # a failing case of a large notebook: Hypothesis warns that its repr is large, and the suite's
-              # filterwarnings=error would turn that warning into the error reported instead of the failure
-              pytest.mark.filterwarnings("ignore:Generating overly large repr")]
+pytestmark = FUZZ_MARKS
 
 DEEP = b'{"cells": [], "metadata": {"deep": ' + b"[" * 900 + b"]" * 900 + b'}, "nbformat": 4, "nbformat_minor": 5}'
 

@@ -20,6 +20,7 @@ from nbmedic.notebook.io import NotebookReadError
 from nbmedic.vcs.filter import MAX_PAYLOAD, PktReader, run_filter_process
 from nbmedic.vcs.strip import StripOptions, strip_bytes
 from tests.fuzzing import (
+    FUZZ_MARKS,
     Gen,
     assert_no_crash,
     assert_one_line,
@@ -34,7 +35,7 @@ from tests.fuzzing import (
     snapshot,
 )
 
-pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:Generating overly large repr")]
+pytestmark = FUZZ_MARKS
 
 
 def _edit(g: Gen, nb: dict[str, Any]) -> dict[str, Any]:
@@ -308,3 +309,32 @@ def test_filter_process(session: tuple[bytes, list[tuple[str, bytes]], str]) -> 
             warnings += 1
     assert rest == []
     assert len([ln for ln in lines if "stored unchanged" in ln]) == warnings
+
+
+CLEAN_REQUEST = text_pkts("command=clean", "pathname=a.ipynb")
+
+
+@pytest.mark.parametrize("stream, why", [
+    (HANDSHAKE + b"ffff" + b"x" * 70000, "bad pkt-line length 65535"),  # over git's LARGE_PACKET_MAX
+    (HANDSHAKE + b"0003", "bad pkt-line length 3"),
+    (HANDSHAKE + b"zzzz", "bad pkt-line header"),
+    (HANDSHAKE + b"00", "stream ended inside a pkt-line header"),
+    (HANDSHAKE + CLEAN_REQUEST + b"0010abc", "stream ended inside a pkt-line (3 of 12 bytes)"),
+    (HANDSHAKE + CLEAN_REQUEST + pkt(b"{}"), "stream ended inside a file's content"),  # no closing flush
+    (text_pkts("git-filter-client", "version=3"), "nbmedic speaks version 2"),
+    (text_pkts("git-filter-server", "version=2"), "expected 'git-filter-client'"),
+    (text_pkts("git-filter-client", "version=2"), "git closed the pipe during capability negotiation"),
+])
+def test_broken_framing_is_one_line_and_exit_2(stream: bytes, why: str) -> None:
+    """The framing errors the fuzzer makes, each pinned: one line naming it, exit 2, well-framed output."""
+    out, err = io.BytesIO(), io.StringIO()
+    saved, sys.stderr = sys.stderr, err
+    try:
+        with scratch() as root:
+            code = run_filter_process(root, stdin=io.BytesIO(stream), stdout=out)
+    finally:
+        sys.stderr = saved
+    assert code == 2
+    [line] = err.getvalue().splitlines()
+    assert line.startswith("nbmedic: error: git filter protocol: ") and why in line, line
+    _packets(out.getvalue())
