@@ -56,7 +56,7 @@ def _check_logs_result(result: Outcome, data: bytes, shown: str) -> None:
     assert result.code == (1 if any(f["severity"] == "error" for f in doc["findings"]) else 0)
 
 
-@fuzz_settings(ci=2000)
+@fuzz_settings(ci=2000, nightly=50_000)
 @given(data=log_files(), select=st.sampled_from([[], ["--select", "LG30"], ["--ignore", "LG300,LG301"]]))
 def test_logs_file(data: bytes, select: list[str]) -> None:
     with scratch() as folder:
@@ -67,7 +67,7 @@ def test_logs_file(data: bytes, select: list[str]) -> None:
     _check_logs_result(result, data, str(path))
 
 
-@fuzz_settings(ci=2000)
+@fuzz_settings(ci=2000, nightly=50_000)
 @given(data=log_files())
 def test_logs_stdin(data: bytes) -> None:
     result = run_main(["logs", "--format", "json", "-"], stdin=data)

@@ -75,7 +75,7 @@ def test_check(data: bytes, fmt: str) -> None:
 
 # --- strip ---------------------------------------------------------------------------------------------
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files(), check=st.booleans())
 @example(data=DEEP, check=False)
 def test_strip_file(data: bytes, check: bool) -> None:
@@ -99,7 +99,7 @@ def test_strip_file(data: bytes, check: bool) -> None:
         assert again.code == 0, (again.out, again.err)
 
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files(), keep_count=st.booleans())
 @example(data=DEEP, keep_count=False)
 def test_strip_stdin(data: bytes, keep_count: bool) -> None:
@@ -149,7 +149,7 @@ def _repairable(data: bytes) -> bool:
     return not has_lone_surrogate(data)
 
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files())
 @example(data=DEEP)
 @example(data=HUGE_INT)
@@ -174,7 +174,7 @@ def test_repair_default_output(data: bytes) -> None:
         assert entry["status"] != "unchanged"
 
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files())
 @example(data=HUGE_INT)
 def test_repair_in_place(data: bytes) -> None:
@@ -244,7 +244,7 @@ LOCK = {"format": LOCK_FORMAT, "version": 1, "python": "3.11.7", "implementation
         "packages": {"numpy": "2.1.3"}, "direct": {}}
 
 
-@fuzz_settings(ci=1000)
+@fuzz_settings(ci=1000, nightly=90_000)
 @given(data=notebook_files())
 @example(data=DEEP)
 def test_env_capture_reads_any_notebook(data: bytes) -> None:
@@ -274,7 +274,7 @@ def test_env_capture_reads_any_notebook(data: bytes) -> None:
             assert snapshot(folder) == {"nb.ipynb": first}
 
 
-@fuzz_settings(ci=200)
+@fuzz_settings(ci=200, nightly=10_000)
 @given(data=notebook_files())
 def test_env_capture_command_on_files_that_are_not_notebooks(data: bytes) -> None:
     """The command itself, on input it must refuse before it runs any interpreter: one line, exit 2."""
@@ -310,7 +310,7 @@ def notebooks_with_locks(draw: st.DrawFn) -> bytes:
     return g.serialize(nb)
 
 
-@fuzz_settings(ci=800)
+@fuzz_settings(ci=800, nightly=20_000)
 @given(data=st.one_of(notebooks_with_locks(), notebook_files()),
        fmt=st.sampled_from(["requirements", "environment.yml"]), as_lock_file=st.booleans())
 @example(data=b"[" * 5000 + b"]" * 5000, fmt="requirements", as_lock_file=True)  # was a RecursionError

@@ -92,7 +92,7 @@ def _accepted(data: bytes, *, base: bool = False) -> bool:
 
 # --- diff -------------------------------------------------------------------------------------------------
 
-@fuzz_settings(ci=800)
+@fuzz_settings(ci=800, nightly=50_000)
 @given(pair=st.one_of(three_versions().map(lambda t: (t[1], t[2])), st.tuples(notebook_files(), notebook_files())),
        ignore=st.sampled_from([[], ["--ignore-outputs"], ["--ignore-metadata"]]),
        color=st.sampled_from(["never", "always"]))
@@ -116,7 +116,7 @@ def test_diff(pair: tuple[bytes, bytes], ignore: list[str], color: str) -> None:
         result.out.decode("utf-8")
 
 
-@fuzz_settings(ci=800)
+@fuzz_settings(ci=800, nightly=50_000)
 @given(data=notebook_files())
 def test_diff_textconv(data: bytes) -> None:
     with scratch() as folder:
@@ -136,7 +136,7 @@ def test_diff_textconv(data: bytes) -> None:
 
 # --- merge -----------------------------------------------------------------------------------------------
 
-@fuzz_settings(ci=800)
+@fuzz_settings(ci=800, nightly=50_000)
 @given(versions=three_versions(), strategy=st.sampled_from(["inline", "inline", "local", "remote", "union"]))
 def test_merge(versions: tuple[bytes, bytes, bytes], strategy: str) -> None:
     base, local, remote = versions
@@ -160,7 +160,7 @@ def test_merge(versions: tuple[bytes, bytes, bytes], strategy: str) -> None:
         reads_as_v4(merged)
 
 
-@fuzz_settings(ci=800)
+@fuzz_settings(ci=800, nightly=50_000)
 @given(versions=three_versions())
 @example(versions=(b"", b"[]", b"{}"))
 def test_merge_driver(versions: tuple[bytes, bytes, bytes]) -> None:
