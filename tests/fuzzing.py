@@ -148,15 +148,6 @@ def is_notebook(data: bytes) -> bool:
     return True
 
 
-_PAIR = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
-_HALF = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def has_lone_surrogate(data: bytes) -> bool:
-    """Does the JSON hold a ``\\udXXX`` escape that is not half of a surrogate pair (a lone surrogate)?"""
-    return _HALF.search(_PAIR.sub(b"", data)) is not None
-
-
 def reads_as_v4(data: bytes) -> dict[str, Any]:
     """The notebook a command wrote: a JSON object with a list of cells, nbformat 4."""
     nb = load_bytes(data)

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nbmedic.envs.lock import (
@@ -36,7 +36,6 @@ from tests.fuzzing import (
     assert_no_crash,
     assert_one_line,
     fuzz_settings,
-    has_lone_surrogate,
     is_notebook,
     notebook_files,
     reads_as_v4,
@@ -131,8 +130,6 @@ HUGE_INT = (b'{"cells": [{"cell_type": "code", "execution_count": -' + b"9" * 43
             b'"source": ""}], "metadata": {}, "nbformat": 4, "nbformat_minor": 3}')
 
 
-@pytest.mark.xfail(strict=True, reason="commands/repair.py encodes the result with str.encode('utf-8'), not "
-                   "notebook.io.encode_text: a lone surrogate escape (\\udXXX) in the file is an internal error")
 @pytest.mark.parametrize("in_place", [False, True])
 def test_repair_keeps_a_lone_surrogate_escape(in_place: bool) -> None:
     with scratch() as folder:
@@ -144,17 +141,12 @@ def test_repair_keeps_a_lone_surrogate_escape(in_place: bool) -> None:
         assert b"\\ude77" in out.read_bytes()
 
 
-def _repairable(data: bytes) -> bool:
-    """Not the known bug of test_repair_keeps_a_lone_surrogate_escape (it would hide every other one)."""
-    return not has_lone_surrogate(data)
-
-
 @fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files())
 @example(data=DEEP)
 @example(data=HUGE_INT)
+@example(data=LONE_SURROGATE)
 def test_repair_default_output(data: bytes) -> None:
-    assume(_repairable(data))
     with scratch() as folder:
         path = folder / "nb.ipynb"
         path.write_bytes(data)
@@ -177,8 +169,8 @@ def test_repair_default_output(data: bytes) -> None:
 @fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files())
 @example(data=HUGE_INT)
+@example(data=LONE_SURROGATE)
 def test_repair_in_place(data: bytes) -> None:
-    assume(_repairable(data))
     with scratch() as folder:
         path = folder / "nb.ipynb"
         path.write_bytes(data)

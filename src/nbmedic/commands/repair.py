@@ -18,7 +18,7 @@ from typing import Any
 
 from nbmedic.commands.outputs import check_output_option, destination
 from nbmedic.findings import JSON_VERSION
-from nbmedic.notebook.io import atomic_write_bytes, dumps
+from nbmedic.notebook.io import atomic_write_bytes, dumps, encode_text
 from nbmedic.render.document import to_json
 from nbmedic.repair import repair_bytes
 
@@ -50,7 +50,7 @@ def repair_file(path: Path, args: argparse.Namespace) -> FileReport:
     if result.status != "repaired" or result.nb is None:
         return report
     target = destination(path, args, "repaired")
-    payload = dumps(result.nb, result.newline).encode("utf-8")
+    payload = encode_text(dumps(result.nb, result.newline))
     try:
         if args.in_place:
             backup = path.with_name(path.name + ".bak")
