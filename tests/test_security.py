@@ -334,8 +334,6 @@ def test_the_in_kernel_writers_files_are_private(tmp_path: Path, umask: int) -> 
         assert _mode(target) == 0o600
 
 
-@pytest.mark.xfail(strict=True, reason="execute/kernel.py DebugLog opens --debug FILE with open(path, 'w'): "
-                   "0666 & ~umask, though it holds every message (the code of every cell)")
 def test_the_debug_file_is_private(tmp_path: Path, jupyter_home: dict[str, Path], umask: int) -> None:
     nb = _write(tmp_path / "nb.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
         "name": "python3", "display_name": "P", "language": "python"}}, "cells": [
@@ -348,8 +346,6 @@ def test_the_debug_file_is_private(tmp_path: Path, jupyter_home: dict[str, Path]
     assert _mode(tmp_path / "debug.jsonl") == 0o600
 
 
-@pytest.mark.xfail(strict=True, reason="live/launch.py prepare_live_dir makes the kernel's folder with "
-                   "os.makedirs (0777 & ~umask) and faulthandler.log with open(..., 'wb') (0666 & ~umask)")
 def test_a_monitored_kernels_folder_is_private_from_launch(jupyter_home: dict[str, Path], umask: int) -> None:
     folder = live_paths.kernel_dir("k2")
     prepare_live_dir(folder)

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -53,7 +54,11 @@ class DebugLog:
     """``--debug FILE``: every message sent and received, one JSON object per line."""
 
     def __init__(self, path: str) -> None:
-        self._fh: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        # private from its first byte: it holds every message, the code of every cell
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)  # an older file of that name keeps its mode otherwise
+        self._fh: IO[str] = open(fd, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
 

@@ -31,6 +31,7 @@ from nbmedic.live.paths import (
     incidents_dir,
     kernels_dir,
     notices_dir,
+    private_folder,
     read_json,
     remove,
 )
@@ -129,11 +130,12 @@ def monitored_env(kernel_id: str, live_dir: str) -> dict[str, str]:
 def prepare_live_dir(live_dir: str) -> None:
     """The kernel's folder before a launch: an empty faulthandler.log, no record of a previous launch
     (a restart reuses the folder) but its session.json."""
-    os.makedirs(live_dir, exist_ok=True)
+    private_folder(live_dir)
     for name in (CELL, EXITED, GUARD):
         remove(os.path.join(live_dir, name))
-    with open(os.path.join(live_dir, FAULTHANDLER), "wb"):
-        pass
+    log = os.path.join(live_dir, FAULTHANDLER)
+    os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(log, 0o600)  # an older launch's log, made before it was private
 
 
 _CREATE_SLACK = 1.0  # seconds between a process's creation time and the session's ``started``
