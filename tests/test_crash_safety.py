@@ -30,7 +30,7 @@ import pytest
 
 from nbmedic.execute import memprofile_agent
 from nbmedic.live import agent
-from tests.runhelpers import kernelspec, text_of
+from tests.runhelpers import kernelspec, make_nb, text_of
 
 KILLS = int(os.environ.get("NBMEDIC_CRASH_KILLS", "5"))
 SEED = int(os.environ.get("NBMEDIC_CRASH_SEED", "0")) or random.SystemRandom().randrange(1, 2**31)
@@ -255,6 +255,39 @@ def test_run_in_place_with_a_real_kernel(tmp_path: Path, env: dict[str, str], ju
 
     case = Case(nbmedic("run", "--in-place", nb.name), nb, _copy_in(nb, dump(doc)), is_new=is_new)
     Trials(case, env, str(tmp_path)).run(kills=max(2, KILLS // 2))
+
+
+def test_a_killed_runs_kernel_and_template_folders_go_at_the_next_run(tmp_path: Path, env: dict[str, str],
+                                                                      jupyter_home: dict[str, Path]) -> None:
+    """The folders of a SIGKILLed run (connection file, ipc sockets, logs; the fork template's) carry its
+    pid; the next run removes them (``execute.scratch``)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**env, "TMPDIR": str(tmp)}
+    slow = make_nb(tmp_path, "import time\nprint('started', flush=True)\ntime.sleep(60)", name="slow.ipynb")
+    quick = make_nb(tmp_path, "print('quick')", name="quick.ipynb")
+    ours = ("nbmedic-kernel-", "nbmedic-template-")
+
+    def folders() -> list[str]:
+        return sorted(p.name for p in tmp.iterdir() if p.name.startswith(ours))
+
+    proc = subprocess.Popen(nbmedic("run", slow.name), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any((tmp / name / "kernel.json").exists() for name in folders()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the kernel never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        reap(str(tmp_path))
+    left = folders()
+    assert any(name.startswith(f"nbmedic-kernel-{proc.pid}-") for name in left), left
+    done = subprocess.run(nbmedic("run", quick.name), env=env, cwd=tmp_path, capture_output=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert folders() == []
 
 
 # --- kernelspecs ------------------------------------------------------------------------------------

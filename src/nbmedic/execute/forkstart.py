@@ -38,13 +38,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from nbmedic.execute import template_main
+from nbmedic.execute import scratch, template_main
 
 __all__ = ["PRELOAD_ENV", "ForkUnavailable", "ForkedProcess", "fork_kernel", "fork_provisioner",
            "fork_refusal", "prestart", "shutdown_templates", "spec_refusal", "template_pids"]
@@ -221,7 +220,7 @@ class _Template:
     """One template process and the socket to it (thread-safe)."""
 
     def __init__(self, program: str, flags: Sequence[str], env: Mapping[str, str], cmdline_bytes: int) -> None:
-        self.tmpdir = tempfile.mkdtemp(prefix="nbmedic-template-")
+        self.tmpdir = scratch.make("template")
         self.log_path = os.path.join(self.tmpdir, "template.log")
         self.lock = threading.Lock()
         self.kernels: dict[int, ForkedProcess] = {}  # running kernels by pid

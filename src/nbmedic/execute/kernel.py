@@ -29,21 +29,19 @@ import shutil
 import signal
 import stat
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from typing import IO, Any, TypeVar
 
+from nbmedic.execute import scratch
 from nbmedic.execute.forkstart import ForkedProcess, fork_provisioner, spec_refusal
 from nbmedic.execute.startup import KernelStartError, StartFacts, StartFailure
 from nbmedic.kernelspecs import installed_kernels, is_rewritten_python, read_kernelspecs
 
 __all__ = ["DebugLog", "Kernel", "KernelStartError", "is_ipykernel", "launch_prediction"]
 
-_TMP_PREFIX = "nbmedic-kernel-"
-_TMP_RANDOM = 8  # characters tempfile.mkdtemp puts after the prefix
 
 T = TypeVar("T")
 
@@ -120,7 +118,7 @@ def launch_prediction(kernel_name: str) -> tuple[list[str], dict[str, str]] | No
     if spec is None or spec.error or spec.env or not is_ipykernel(list(spec.argv), spec.language) \
             or spec_refusal(spec, spec.language):
         return None
-    tmpdir = os.path.join(tempfile.gettempdir(), _TMP_PREFIX + "x" * _TMP_RANDOM)
+    tmpdir = scratch.stand_in("kernel")
     names = {"connection_file": os.path.join(tmpdir, "kernel.json"), "resource_dir": spec.resource_dir,
              "prefix": sys.prefix}
     try:
@@ -164,7 +162,7 @@ class Kernel:
         self.path = path  # the notebook, for findings
         self.debug = debug
         self.extra_env = dict(extra_env or {})
-        self.tmpdir = tempfile.mkdtemp(prefix=_TMP_PREFIX)
+        self.tmpdir = scratch.make("kernel")
         self.stderr_path = os.path.join(self.tmpdir, "kernel.log")
         self.faulthandler_path: str | None = None
         self.argv: list[str] = []

@@ -578,7 +578,8 @@ def _temp_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"\.{re.escape(name)}\.(\d+)\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Does process ``pid`` exist (another user's counts: it cannot be signalled, but it runs)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -600,7 +601,7 @@ def sweep_stale_temps(target: str | os.PathLike[str]) -> list[str]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         try:
             os.unlink(os.path.join(folder, entry))
