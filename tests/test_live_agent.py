@@ -346,9 +346,9 @@ def _check_notices(k: LiveKernel, notebook: str) -> None:
 
 def _check_guard(k: LiveKernel) -> None:
     """The cell the memory guard interrupted says why; the kernel and its variables survive."""
-    msg_id = k.send("import time\nkept = 41\ntime.sleep(30)")
-    _wait_for("the sleeping cell", lambda: (r := paths.read_json(k.file(paths.CELL))) and r["source_head"].endswith(
-        "sleep(30)") and r["running"])
+    flag = k.file("kept.flag")  # the cell's own code has run (cell.json says running before it does)
+    msg_id = k.send(f"import time\nkept = 41\nopen({flag!r}, 'w').close()\ntime.sleep(30)")
+    _wait_for("the sleeping cell", lambda: os.path.exists(flag))
     paths.write_json(k.file(paths.GUARD), {
         "time": time.time(), "action": "interrupt", "rss": int(1.84 * GiB), "limit": 2 * GiB,
         "limit_source": "--memory-limit", "share": 0.92, "execution_count": None, "cell_id": None})
@@ -392,6 +392,23 @@ def _check_loaded_once(k: LiveKernel) -> None:
     assert k.run(code).text("stdout") == "1\n"
 
 
+def _check_interrupt_in_the_hook(k: LiveKernel) -> None:
+    """A real SIGINT that lands while the agent's pre_run_cell writes cell.json (IPython swallows what a
+    hook raises) still interrupts the cell: it raises KeyboardInterrupt before its first line."""
+    k.run("import os, signal, time\n"
+          "_a = get_ipython()._nbmedic_agent\n"
+          "def _once(info, _a=_a, _orig=_a.cell_started):\n"
+          "    _a.cell_started = _orig\n"
+          "    os.kill(os.getpid(), signal.SIGINT)\n"
+          "    time.sleep(5)\n"
+          "_a.cell_started = _once\n")
+    done = k.run("print('the cell ran')")
+    assert done.reply["status"] == "error" and done.reply["ename"] == "KeyboardInterrupt"
+    assert "the cell ran" not in done.text("stdout")
+    again = k.run("print('the next cell runs')")
+    assert again.reply["status"] == "ok" and again.text("stdout") == "the next cell runs\n"
+
+
 def test_agent_in_a_monitored_kernel(kernels: Callable[..., LiveKernel], tmp_path: Path) -> None:
     notebook = str(tmp_path / "analysis.ipynb")
     mon = kernels(monitored=True, notebook=notebook).start()
@@ -405,6 +422,7 @@ def test_agent_in_a_monitored_kernel(kernels: Callable[..., LiveKernel], tmp_pat
     _check_guard(mon)
     _check_why(mon, notebook)
     _check_loaded_once(mon)
+    _check_interrupt_in_the_hook(mon)
     assert not os.path.exists(mon.file(paths.EXITED))
     mon.kc.shutdown()  # a shutdown_request: a clean exit runs atexit
     _wait_for("the kernel's exit", lambda: mon.km.provisioner.process.poll() is not None)

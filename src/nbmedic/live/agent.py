@@ -6,7 +6,8 @@ it uses the standard library only and never imports nbmedic, so it duplicates th
 user namespace; every hook swallows its own errors, so a cell never sees one.
 
 * ``pre_run_cell``: shows, once, the notice of the previous kernel's death (stderr, above the cell's own
-  output), then writes ``cell.json`` (running, execution count, cell id, first lines, start time);
+  output), then writes ``cell.json`` (running, execution count, cell id, first lines, start time); an
+  interrupt that lands there is raised by the cell itself (the agent is also an AST transformer);
 * ``post_run_cell``: ``cell.json`` says the cell finished; a cell the memory guard interrupted says why;
 * ``atexit``: ``exit.json`` (a clean exit: shutdown request, ``exit()``; a kill or a crash leaves none);
 * ``%nbmedic why``: the latest incident of this kernel, else of this notebook.
@@ -14,6 +15,7 @@ user namespace; every hook swallows its own errors, so a cell never sees one.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import datetime
 import hashlib
@@ -155,18 +157,33 @@ class Agent:
         self.cell: dict[str, Any] | None = None  # the record of the running (or last) cell
         self._count_seen: int | None = None  # ip.execution_count at pre_run_cell
         self._count_offset = 0  # learnt: ip.execution_count at pre_run_cell minus the cell's number
+        self.interrupted = False  # an interrupt landed in pre_run_cell: the cell raises it (``visit``)
 
     # --- hooks (each swallows its errors: the user's cell must never see one) ------------------------
 
     def pre_run_cell(self, info: Any = None) -> None:
         try:
-            self.show_notice()
-        except Exception:  # noqa: BLE001, S110 - never into the user's cell
-            pass
-        try:
-            self.cell_started(info)
-        except Exception:  # noqa: BLE001, S110 - never into the user's cell
-            pass
+            try:
+                self.show_notice()
+            except Exception:  # noqa: BLE001, S110 - never into the user's cell
+                pass
+            try:
+                self.cell_started(info)
+            except Exception:  # noqa: BLE001, S110 - never into the user's cell
+                pass
+        except KeyboardInterrupt:
+            # IPython swallows an interrupt raised in a hook and runs the cell anyway: the user's interrupt,
+            # sent the moment the cell showed as running, would be lost.  The cell raises it instead.
+            self.interrupted = True
+
+    def visit(self, node: Any) -> Any:
+        """An AST transformer of the shell (``ast_transformers``): a cell whose ``pre_run_cell`` was
+        interrupted starts with ``raise KeyboardInterrupt``; every other cell is left as it is."""
+        if self.interrupted and isinstance(node, ast.Module):
+            self.interrupted = False
+            node.body.insert(0, ast.Raise(exc=ast.Name(id="KeyboardInterrupt", ctx=ast.Load()), cause=None))
+            ast.fix_missing_locations(node)
+        return node
 
     def post_run_cell(self, result: Any = None) -> None:
         try:
@@ -385,5 +402,6 @@ def load_ipython_extension(ip: Any) -> None:
     setattr(ip, _ATTR, agent)
     ip.events.register("pre_run_cell", agent.pre_run_cell)
     ip.events.register("post_run_cell", agent.post_run_cell)
+    ip.ast_transformers.append(agent)
     ip.register_magic_function(agent.magic, "line", "nbmedic")
     atexit.register(agent.at_exit)
