@@ -49,12 +49,20 @@ pytestmark = FUZZ_MARKS
 
 DEEP = b'{"cells": [], "metadata": {"deep": ' + b"[" * 900 + b"]" * 900 + b'}, "nbformat": 4, "nbformat_minor": 5}'
 
+LONE_SURROGATE = (b'{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "a\\ude77b"}], "metadata": {}, '
+                  b'"nbformat": 4, "nbformat_minor": 5}')  # no cell id: repair adds one
+HUGE_COUNT = (b'{"cells": [{"cell_type": "code", "execution_count": 99999999999999999999999, "metadata": {}, '
+              b'"outputs": [], "source": ""}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}')  # past 64 bits
+
 
 # --- check --------------------------------------------------------------------------------------------
 
 @fuzz_settings(ci=1500)
 @given(data=notebook_files(), fmt=st.sampled_from(["json", "json", "text", "sarif"]))
 @example(data=DEEP, fmt="json")
+@example(data=HUGE_COUNT, fmt="json")
+@example(data=HUGE_COUNT, fmt="sarif")
+@example(data=LONE_SURROGATE, fmt="json")
 def test_check(data: bytes, fmt: str) -> None:
     with scratch() as folder:
         path = folder / "nb.ipynb"
@@ -124,8 +132,6 @@ def _repair_status(result: Any) -> dict[str, Any]:
     return dict(entry)
 
 
-LONE_SURROGATE = (b'{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "a\\ude77b"}], "metadata": {}, '
-                  b'"nbformat": 4, "nbformat_minor": 5}')  # no cell id: repair adds one
 HUGE_INT = (b'{"cells": [{"cell_type": "code", "execution_count": -' + b"9" * 4301 + b', "metadata": {}, "outputs": [], '
             b'"source": ""}], "metadata": {}, "nbformat": 4, "nbformat_minor": 3}')
 

@@ -349,7 +349,15 @@ def exit_code(findings: Iterable[Finding], *, strict: bool = False) -> int:
 
 def to_json(doc: Mapping[str, Any]) -> str:
     """The JSON document every command prints: indented two spaces, non-string keys allowed, any other
-    value as its ``str`` (kept here, light, so a command needs nothing heavier to print one)."""
+    value as its ``str`` (kept here, light, so a command needs nothing heavier to print one).
+
+    What orjson refuses and a notebook can hold (integers past 64 bits, lone surrogates, nesting deeper
+    than 254) is written by the standard library instead, non-ASCII as ``\\u`` escapes."""
     import orjson
 
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8") + "\n"
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode() + "\n"
+    except (TypeError, orjson.JSONEncodeError):
+        import json
+
+        return json.dumps(doc, indent=2, default=str) + "\n"

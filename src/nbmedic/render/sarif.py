@@ -37,10 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from nbmedic import PROJECT_URL, __version__
-from nbmedic.findings import CODES
+from nbmedic.findings import CODES, to_json
 from nbmedic.render.document import int_or_none
 
 __all__ = ["FINGERPRINT", "SCHEMA", "artifact_location", "cell_lines", "fingerprint", "render_sarif", "rule_name"]
@@ -76,7 +74,7 @@ def render_sarif(doc: Mapping[str, Any]) -> str:
         "results": results,
     }
     log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
-    return orjson.dumps(log, option=orjson.OPT_INDENT_2, default=str).decode("utf-8") + "\n"
+    return to_json(log)
 
 
 # --- rules -------------------------------------------------------------------------------------------------
