@@ -11,7 +11,7 @@ import gzip
 import json
 import zlib
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzzing import (
@@ -74,9 +74,15 @@ def test_logs_stdin(data: bytes) -> None:
     _check_logs_result(result, data, "<stdin>")
 
 
+NUL_PATH = (b'{"version": 1, "findings": [{"code": "NB001", "message": "m", "severity": "error", "path": "a\\u0000b", '
+            b'"cell": 0, "evidence": {}, "fix": null}], "summary": {"files": 1, "error": 1, "warning": 0, "info": 0}, '
+            b'"files": ["a\\u0000b"]}')  # SARIF reads the notebook a finding names for its lines
+
+
 @fuzz_settings(ci=1500)
 @given(data=report_documents(), output=st.sampled_from([None, None, "out.html", "out.sarif", "out.json"]),
        verbose=st.booleans())
+@example(data=NUL_PATH, output="out.sarif", verbose=False)
 def test_report(data: bytes, output: str | None, verbose: bool) -> None:
     with scratch() as folder:
         doc = folder / "doc.json"

@@ -378,7 +378,7 @@ class _FileLines:
         if path not in self.files:
             try:
                 self.files[path] = _Notebook(_Text(Path(path).read_bytes().decode("utf-8-sig")))
-            except (OSError, UnicodeDecodeError):
+            except (OSError, ValueError):  # unreadable, not UTF-8, a NUL in the name (a hand-edited document)
                 self.files[path] = None
         return self.files[path]
 
