@@ -73,3 +73,16 @@ def test_every_evidence_layout_is_in_the_readme() -> None:
     missing = [code for code in CODES if evidence_line(code) not in README]
     assert not missing, "README's evidence section is out of date for " + ", ".join(missing) + \
         " (each line is tests.test_docs.evidence_line(code))"
+
+
+def test_every_promise_names_tests_that_exist() -> None:
+    """"What nbmedic promises": each guarantee names the tests that prove it, and each named test exists."""
+    section = README.split("## What nbmedic promises", 1)[1].split("\n## ", 1)[0]
+    promises = re.split(r"\n- ", section)[1:]
+    assert len(promises) >= 15
+    for promise in promises:
+        named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", promise)
+        assert named, f"a promise without its test: {promise[:80]!r}"
+        for path, name in named:
+            source = (ROOT / path).read_text(encoding="utf-8")
+            assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name} does not exist"
