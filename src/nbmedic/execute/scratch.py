@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 
-from nbmedic.notebook.io import pid_alive
+from nbmedic.notebook.io import dead_writers
 
 __all__ = ["make", "stand_in", "sweep"]
 
@@ -26,18 +26,9 @@ def _prefix(kind: str, pid: int) -> str:
 
 def sweep(kind: str) -> list[str]:
     """Remove the ``kind`` folders in the temporary folder whose nbmedic process is gone; return them."""
-    root = tempfile.gettempdir()
     pattern = re.compile(rf"nbmedic-{re.escape(kind)}-(\d+)-[a-z0-9_]{{{_RANDOM}}}")
     removed: list[str] = []
-    try:
-        names = [e.name for e in os.scandir(root) if e.name.startswith(f"nbmedic-{kind}-") and e.is_dir()]
-    except OSError:
-        return removed
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
-        path = os.path.join(root, name)
+    for path in dead_writers(tempfile.gettempdir(), pattern):
         shutil.rmtree(path, ignore_errors=True)
         if not os.path.exists(path):
             removed.append(path)

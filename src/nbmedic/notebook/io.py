@@ -589,23 +589,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def dead_writers(folder: str, pattern: re.Pattern[str]) -> list[str]:
+    """The paths in ``folder`` whose whole name matches ``pattern`` (its first group: the pid of the
+    process that made it) and whose process no longer runs: what a killed nbmedic left."""
+    try:
+        names = [entry.name for entry in os.scandir(folder or ".")]
+    except OSError:
+        return []
+    dead = []
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is not None and not pid_alive(int(match.group(1))):
+            dead.append(os.path.join(folder, name))
+    return dead
+
+
 def sweep_stale_temps(target: str | os.PathLike[str]) -> list[str]:
     """Remove the temporary files a killed writer left beside ``target`` (its pid is in the name and no
     longer runs); return their paths.  A live writer's file, and anything not named by nbmedic, stay."""
     folder, name = os.path.split(os.path.realpath(target))
-    pattern = _temp_pattern(name)
     removed: list[str] = []
-    try:
-        entries = [e.name for e in os.scandir(folder or ".") if e.name.endswith(TEMP_SUFFIX)]
-    except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.fullmatch(entry)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
+    for path in dead_writers(folder, _temp_pattern(name)):
         try:
-            os.unlink(os.path.join(folder, entry))
-            removed.append(os.path.join(folder, entry))
+            os.unlink(path)
+            removed.append(path)
         except OSError:
             pass
     return removed
