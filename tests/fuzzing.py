@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from nbmedic.cli import main
 from nbmedic.logs.catalogue import CATALOGUE
 from nbmedic.notebook.io import NotebookReadError, load_bytes
-from tests.test_oldformat_props import damaged, v1_notebooks, v3_notebooks
+from tests.test_oldformat_props import _slots, damaged, v1_notebooks, v3_notebooks
 
 # --- profiles ------------------------------------------------------------------------------------------
 
@@ -374,18 +374,6 @@ def _conflicted(g: Gen, data: bytes) -> bytes:
         if style != "unterminated":
             middle.append(b">>>>>>> feature" + nl)
     return b"".join(lines[:a] + middle + lines[b:])
-
-
-def _slots(value: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    if isinstance(value, dict):
-        for key in value:
-            out.append((value, key))
-            _slots(value[key], out)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            out.append((value, index))
-            _slots(item, out)
-    return out
 
 
 def _wrong_types(g: Gen, doc: Any) -> bytes:
