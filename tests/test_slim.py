@@ -336,6 +336,20 @@ def test_unmeetable_target_writes_the_smallest_result_and_exits_1(run_cli: Cli, 
     assert code == 1 and (tmp_path / "nb.slim.ipynb").stat().st_mtime_ns == stamp  # nothing left to do
 
 
+def test_a_result_no_smaller_than_a_compact_file_is_not_written(run_cli: Cli, tmp_path: Path) -> None:
+    """A file written without Jupyter's indentation can be smaller than any slimmed result in Jupyter's
+    layout: nothing is written, and the report says why."""
+    cells = [_code("a = 1\n" * 30, _stream(10)) for _ in range(40)]
+    nb = tmp_path / "compact.ipynb"
+    data = json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+                      separators=(",", ":")).encode()
+    nb.write_bytes(data)
+    code, report = _json(run_cli, str(nb), "--target", "1")
+    assert code == 1 and report["status"] == "unchanged" and not report["written"]
+    assert "in Jupyter's layout" in report["message"] and f"{len(data):,}" in report["message"]
+    assert nb.read_bytes() == data and not (tmp_path / "compact.slim.ipynb").exists()
+
+
 def test_running_size_is_exact_with_crlf_and_after_changes(small_nb: Path) -> None:
     parsed = load_bytes(small_nb.read_bytes())
     for newline in ("\n", "\r\n"):

@@ -108,6 +108,10 @@ def slim_file(path: Path, args: argparse.Namespace, resolver: ConfigResolver, ta
     if not result.changes:
         report.message = "nothing left to slim: no output to shrink or clear"
         return report
+    if result.after >= size:  # a file written more compactly than Jupyter writes notebooks
+        report.message = (f"slimmed, in Jupyter's layout, it would take {result.after:,} bytes, "
+                          f"not fewer than the file's {size:,}")
+        return report
     report.status, report.steps, report.changes = "slimmed", result.steps(), result.changes
     report.after = result.after
     report.output = str(destination(path, args, "slim"))
