@@ -90,12 +90,17 @@ def _accepted(data: bytes, *, base: bool = False) -> bool:
     return (base and not data.strip()) or is_notebook(data)
 
 
+ID_X = b'{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "b", "id": "x"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+ID_LIST = b'{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "a", "id": [null]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+
+
 # --- diff -------------------------------------------------------------------------------------------------
 
 @fuzz_settings(ci=800, nightly=50_000)
 @given(pair=st.one_of(three_versions().map(lambda t: (t[1], t[2])), st.tuples(notebook_files(), notebook_files())),
        ignore=st.sampled_from([[], ["--ignore-outputs"], ["--ignore-metadata"]]),
        color=st.sampled_from(["never", "always"]))
+@example(pair=(ID_X, ID_LIST), ignore=[], color="never")
 def test_diff(pair: tuple[bytes, bytes], ignore: list[str], color: str) -> None:
     a, b = pair
     with scratch() as folder:

@@ -254,7 +254,7 @@ def diff_notebooks(a: dict[str, Any], b: dict[str, Any], *, names: tuple[str, st
     deleted_ids = {ca[i]["id"]: i for i, j in pairs if j is None and i is not None and valid_id(ca[i].get("id"))}
     moved_from: dict[int, int] = {}
     for i, j in pairs:
-        if i is None and j is not None and cb[j].get("id") in deleted_ids:
+        if i is None and j is not None and valid_id(cb[j].get("id")) and cb[j]["id"] in deleted_ids:
             moved_from[j] = deleted_ids.pop(cb[j]["id"])
     moved_away = set(moved_from.values())
     unchanged = 0
