@@ -104,7 +104,8 @@ def _output_lines(output: Any) -> Iterator[str]:
     if kind == "stream":
         yield from _text(output.get("text", "")).splitlines()
     elif kind == "error":
-        for line in output.get("traceback") or []:
+        frames = output.get("traceback")
+        for line in frames if isinstance(frames, list) else [frames or ""]:  # a list by the schema
             yield from strip_ansi(_text(line)).splitlines()
     else:
         data = output.get("data")
