@@ -121,8 +121,14 @@ def test_diff(pair: tuple[bytes, bytes], ignore: list[str], color: str) -> None:
         result.out.decode("utf-8")
 
 
+FLOAT_TRACEBACK = (b'{"cells": [{"cell_type": "code", "execution_count": null, "metadata": {}, "source": "", "outputs": '
+                   b'[{"output_type": "error", "ename": "", "evalue": "", "traceback": 3.0}]}], "metadata": {}, '
+                   b'"nbformat": 4, "nbformat_minor": 1}')
+
+
 @fuzz_settings(ci=800, nightly=50_000)
 @given(data=notebook_files())
+@example(data=FLOAT_TRACEBACK)
 def test_diff_textconv(data: bytes) -> None:
     with scratch() as folder:
         (folder / "nb.ipynb").write_bytes(data)
