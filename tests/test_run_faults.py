@@ -6,11 +6,14 @@ kernel process, not by waiting for a timeout.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from nbmedic.execute import RunResult, run_notebook
@@ -249,6 +252,36 @@ def test_a_kernel_that_never_answers_is_rn141(tmp_path: Path, monkeypatch: pytes
     f = only(result, "RN141")
     assert result.status == "not-started" and f["evidence"]["startup_timeout"] == 1.5
     assert elapsed < 10
+
+
+@pytest.mark.parametrize("startup_timeout", [0.001, 0.01])
+def test_a_start_up_timeout_that_cuts_the_launch_short_leaves_no_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, startup_timeout: float) -> None:
+    """A timeout that fires while jupyter_client is still launching (after it started the process: on a
+    loaded machine, with a short startup_timeout) must still kill that process."""
+    root = tmp_path / "jupyter"
+    kernelspec(root, "mute", [PY, "-c", "import time; time.sleep(60)", "{connection_file}"])
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv("NBMEDIC_TEST_LAUNCH", tag)
+    result, _, _ = run(make_nb(tmp_path, FIRST), kernel_name="mute", startup_timeout=startup_timeout)
+    assert [f.code for f in result.findings] == ["RN141"]
+
+    def left() -> list[int]:
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get("NBMEDIC_TEST_LAUNCH") == tag \
+                        and proc.pid != os.getpid():
+                    found.append(proc.pid)
+            except psutil.Error:
+                continue
+        return found
+
+    deadline = time.monotonic() + 5
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left() == []
 
 
 def test_stall_is_reported_once_and_the_cell_goes_on(tmp_path: Path) -> None:

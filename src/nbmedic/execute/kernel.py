@@ -272,6 +272,18 @@ class Kernel:
             raise self._failed("launch-timeout") from None
         except Exception as exc:  # noqa: BLE001 - PermissionError; RuntimeError & co. for broken specs
             raise self._failed("launch-error", error=_error_text(exc), kernelspec=resource_dir) from None
+        finally:
+            # a launch cut short by the start-up timeout (a loaded machine) may have started the process
+            # already: adopt it, so that close() kills it and its group instead of leaving it running
+            self._adopt(km)
+        if self.debug:
+            facts: dict[str, Any] = {}
+            if isinstance(self._process, ForkedProcess):
+                facts = {"template": self._process.template_pid, "preload_failed": self._process.preload_failures}
+            self.debug.event("kernel-started", argv=self.argv, pid=self.pid, start=self.start_path, **facts)
+
+    def _adopt(self, km: Any) -> None:
+        """The kernel's process as the provisioner started it (none yet: nothing to adopt)."""
         self._process = getattr(km.provisioner, "process", None)
         self.start_path = "fork" if isinstance(self._process, ForkedProcess) else "normal"
         self.pid = getattr(self._process, "pid", None)
@@ -280,11 +292,6 @@ class Kernel:
                 self.pgid = os.getpgid(self.pid)
             except OSError:
                 self.pgid = None
-        if self.debug:
-            facts: dict[str, Any] = {}
-            if isinstance(self._process, ForkedProcess):
-                facts = {"template": self._process.template_pid, "preload_failed": self._process.preload_failures}
-            self.debug.event("kernel-started", argv=self.argv, pid=self.pid, start=self.start_path, **facts)
 
     def _connect(self, km: Any) -> None:
         """A client on a private ZMQ context, its shell, iopub and stdin sockets in one poller."""
