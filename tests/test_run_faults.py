@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -282,6 +283,20 @@ def test_a_start_up_timeout_that_cuts_the_launch_short_leaves_no_process(
     while left() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left() == []
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_temporary_folder_too_deep_for_unix_sockets_runs_over_loopback_tcp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    """A kernel's ipc sockets live in its temporary folder; where that path is longer than a Unix socket's
+    name may be (107 bytes), the kernel talks TCP on 127.0.0.1 instead of failing to start."""
+    deep = tmp_path / ("d" * 60) / ("e" * 40)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    nb = make_nb(tmp_path, FIRST, "print('second')")
+    result, saved, _ = run(nb, fork=fork)
+    assert result.status == "ok", [(f.code, f.message) for f in result.findings]
+    assert "second" in text_of(saved["cells"][1])
 
 
 def test_stall_is_reported_once_and_the_cell_goes_on(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ __all__ = ["DebugLog", "Kernel", "KernelStartError", "is_ipykernel", "launch_pre
 
 
 T = TypeVar("T")
+_UNIX_PATH_MAX = 107  # bytes of a Unix socket's path (sun_path holds 108 with the final NUL)
 
 _CHANNELS = ("shell", "iopub", "stdin")
 
@@ -204,9 +205,11 @@ class Kernel:
 
         self._startup_timeout = startup_timeout
         km = self._km = AsyncKernelManager(kernel_name=self.kernel_name)
-        if sys.platform.startswith("linux"):
-            km.transport = "ipc"
+        if sys.platform.startswith("linux") and len(os.fsencode(self.tmpdir)) + len("/kernel-9") <= _UNIX_PATH_MAX:
+            km.transport = "ipc"  # Unix sockets in the private folder: no port another user can reach
             km.ip = os.path.join(self.tmpdir, "kernel")
+        else:  # a temporary folder too deep for a socket's name: TCP on the loopback interface
+            km.ip = "127.0.0.1"
         km.connection_file = os.path.join(self.tmpdir, "kernel.json")
         km.shutdown_wait_time = 2.0
         spec = self._spec(km)
