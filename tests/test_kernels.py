@@ -88,7 +88,7 @@ def test_every_broken_kind_is_found(jupyter: tuple[Path, Path], bare_venv: Path,
     spec(root, "twin", ["/nonexistent/other/python", *LAUNCHER], CLAIM_DISPLAY)
     spec(root, "plain", ["python", *LAUNCHER], "Plain")
     names = ["gone", "noipk", "sleeper", CLAIM_NAME, "twin", "plain"]
-    rc, doc = _json(kernels_cli, "--startup-timeout", "3", "-j", "6", *names)
+    rc, doc = _json(kernels_cli, "--startup-timeout", "10", "-j", "6", *names)
     assert rc == 1
     found = _by_code(doc)
     assert sorted(_kernel_of(f) for f in found["EN200"]) == ["gone", "twin"]
@@ -119,7 +119,7 @@ def test_fix_yes_removes_broken_and_keeps_healthy(jupyter: tuple[Path, Path], ba
               spec(root, "noipk", [str(bare_venv / "bin" / "python"), *LAUNCHER]),
               spec(root, "sleeper", [PY, "-c", "import time; time.sleep(60)", "-f", "{connection_file}"])]
     healthy = spec(root, "healthy", [PY, *LAUNCHER], "Healthy")
-    rc, doc = _json(kernels_cli, "--fix", "--yes", "--startup-timeout", "3",
+    rc, doc = _json(kernels_cli, "--fix", "--yes", "--startup-timeout", "10",
                     "gone", "noipk", "sleeper", "healthy")
     assert rc == 0
     assert sorted(doc["removed"]) == ["gone", "noipk", "sleeper"]
