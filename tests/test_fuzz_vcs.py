@@ -17,7 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nbmedic.notebook.io import NotebookReadError
-from nbmedic.vcs.filter import MAX_PAYLOAD, PktReader, run_filter_process
+from nbmedic.vcs.filter import MAX_PAYLOAD, run_filter_process
 from nbmedic.vcs.strip import StripOptions, strip_bytes
 from tests.fuzzing import (
     FUZZ_MARKS,
@@ -34,6 +34,7 @@ from tests.fuzzing import (
     seeds,
     snapshot,
 )
+from tests.test_git_filter import content_pkts, pkt, read_all, text_pkts
 
 pytestmark = FUZZ_MARKS
 
@@ -199,18 +200,6 @@ def test_merge_driver(versions: tuple[bytes, bytes, bytes]) -> None:
 
 # --- git's filter process -----------------------------------------------------------------------------------
 
-def pkt(payload: bytes) -> bytes:
-    return b"%04x" % (len(payload) + 4) + payload
-
-
-def text_pkts(*lines: str) -> bytes:
-    return b"".join(pkt(line.encode("utf-8", "surrogateescape") + b"\n") for line in lines) + b"0000"
-
-
-def content_pkts(data: bytes) -> bytes:
-    return b"".join(pkt(data[i: i + MAX_PAYLOAD]) for i in range(0, len(data), MAX_PAYLOAD)) + b"0000"
-
-
 HANDSHAKE = text_pkts("git-filter-client", "version=2") + text_pkts("capability=clean", "capability=smudge",
                                                                     "capability=delay")
 
@@ -265,17 +254,6 @@ def sessions(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, bytes]], str]:
     return stream, files, how
 
 
-def _packets(raw: bytes) -> list[bytes | None]:
-    """Every packet the filter wrote; fails if its own framing is broken."""
-    reader = PktReader(io.BytesIO(raw))
-    items: list[bytes | None] = []
-    while True:
-        try:
-            items.append(reader.packet())
-        except EOFError:
-            return items
-
-
 @fuzz_settings(ci=1500)
 @given(session=sessions())
 def test_filter_process(session: tuple[bytes, list[tuple[str, bytes]], str]) -> None:
@@ -290,7 +268,7 @@ def test_filter_process(session: tuple[bytes, list[tuple[str, bytes]], str]) -> 
     lines = err.getvalue().splitlines()
     assert code in (0, 2), err.getvalue()
     assert not any("internal error" in line or "Traceback" in line for line in lines), lines
-    packets = _packets(out.getvalue())  # whatever happened, what it wrote is well framed
+    packets = read_all(out.getvalue())  # whatever happened, what it wrote is well framed
     if code == 2:
         assert lines and lines[-1].startswith("nbmedic: error: git filter protocol: "), lines
         assert len([ln for ln in lines if "git filter protocol" in ln]) == 1
@@ -348,4 +326,4 @@ def test_broken_framing_is_one_line_and_exit_2(stream: bytes, why: str) -> None:
     assert code == 2
     [line] = err.getvalue().splitlines()
     assert line.startswith("nbmedic: error: git filter protocol: ") and why in line, line
-    _packets(out.getvalue())
+    read_all(out.getvalue())

@@ -24,7 +24,7 @@ def pkt(payload: bytes) -> bytes:
 
 
 def text_pkts(*lines: str) -> bytes:
-    return b"".join(pkt(line.encode() + b"\n") for line in lines) + b"0000"
+    return b"".join(pkt(line.encode("utf-8", "surrogateescape") + b"\n") for line in lines) + b"0000"
 
 
 def content_pkts(data: bytes) -> bytes:
