@@ -273,6 +273,53 @@ def test_start_up_faults_of_monitored_kernels(
     _assert_nothing_left(tag, runtime)
 
 
+SIG_DFL_SLEEP = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\ntime.sleep(60)"
+
+
+@pytest.mark.parametrize("supervisor", SUPERVISORS)
+def test_an_interrupt_ends_a_kernel_still_starting_without_an_incident_but_not_one_running_a_cell(
+        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, run_cli: Cli) -> None:
+    """jupyter_client interrupts every kernel before it shuts it down, and a kernel still starting has no
+    SIGINT handler: that death was the client's doing.  A kernel that dies of an interrupt in a cell (some
+    code reset SIGINT to its default) is an incident."""
+    data, runtime = jupyter_home["data"], jupyter_home["runtime"]
+    write_kernelspec(data, "hang-at-start", argv=START_FAULTS["hang-at-start"])
+    write_kernelspec(data, "mon")
+    _install(run_cli, supervisor, "hang-at-start", "mon")
+    (tmp_path / "nbs").mkdir()
+    tag = uuid.uuid4().hex
+    starting = Kernel("hang-at-start", tmp_path / "nbs" / "starting.ipynb", tag)
+    running = Kernel("mon", tmp_path / "nbs" / "running.ipynb", tag)
+    live = runtime / "nbmedic" / "kernels"
+
+    async def scenario() -> None:
+        try:
+            env = dict(os.environ, JPY_SESSION_NAME=str(starting.notebook), **{MARK: tag})
+            await starting.km.start_kernel(kernel_id=starting.kernel_id, env=env, cwd=str(tmp_path / "nbs"))
+            await running.start()
+            running.kc.execute(SIG_DFL_SLEEP)
+            await asyncio.to_thread(wait_for, lambda: (json.loads((live / running.kernel_id / "cell.json")
+                                    .read_text()) if (live / running.kernel_id / "cell.json").exists() else {})
+                                    .get("running"), 30, "the cell to run")
+            for k in (starting, running):
+                await k.km.interrupt_kernel()  # not a shutdown: the manager is not shutting down
+            await asyncio.to_thread(wait_for, lambda: _incident_of(data, running.kernel_id), 30,
+                                    "the incident of the kernel that died of SIGINT in a cell")
+            process = getattr(starting.km.provisioner, "process", None)  # the supervisor's Popen
+            await asyncio.to_thread(wait_for, lambda: process is None or process.poll() is not None, 30,
+                                    "the kernel still starting to die of SIGINT")
+            await asyncio.sleep(1.0)  # past the sampler's grace: a death it saw would be recorded by now
+        finally:
+            await asyncio.gather(starting.close(), running.close())
+
+    asyncio.run(scenario())
+    assert _incident_of(data, starting.kernel_id) == [], "an interrupt that ended a start-up is not an incident"
+    found = _incident_of(data, running.kernel_id)
+    assert len(found) == 1 and found[0]["signal"] == "SIGINT", found
+    assert found[0]["cell"] is not None
+    _assert_nothing_left(tag, runtime)
+
+
 SIXTEEN = 16
 
 

@@ -10,7 +10,8 @@ own; this class only adds, around them:
 * ``launch_kernel``: ``session.json`` and the sampler with its memory guard;
 * ``poll`` (the restarter's liveness check), the sampler thread and ``kill``/``terminate`` of a kernel
   already dead: the incident, before jupyter_client forgets the exit code (jupyter_client#957);
-* ``shutdown_requested``/``kill``/``terminate`` of a live kernel: an exit that was asked for.
+* ``shutdown_requested``/``kill``/``terminate`` of a live kernel, and any signal sent while the manager
+  is shutting down (it interrupts the kernel first): an exit that was asked for.
 """
 
 from __future__ import annotations
@@ -100,6 +101,15 @@ class NbmedicProvisioner(LocalProvisioner):
     def _expect(self) -> None:
         if self._supervision is not None:
             self._supervision.expect_exit()
+
+    async def send_signal(self, signum: int) -> None:
+        sup = self._supervision
+        if sup is not None:
+            if getattr(self.parent, "shutting_down", False):
+                sup.expect_exit()  # jupyter_client interrupts a kernel before shutting it down
+            else:
+                sup.client_signal(signum)
+        await super().send_signal(signum)
 
     async def shutdown_requested(self, restart: bool = False) -> None:
         self._expect()

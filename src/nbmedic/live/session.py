@@ -8,13 +8,16 @@ kernel-wrapper`` (a parent process for clients that spawn argv themselves)::
     argv, env = sup.prepare(argv)                 # faulthandler + agent for IPython kernels, the env contract
     ...start the process...
     sup.attach(pid, pgid, poll=popen.poll, interrupt=...)   # session.json, the sampler and the guard
+    sup.client_signal(signal.SIGINT)              # the client signals the kernel (an interrupt, a stop)
     sup.expect_exit()                             # the manager is shutting it down: not an incident
     sup.died()                                    # idempotent: the incident, the notice, one log line
     sup.close(final=True)
 
 A death is recorded once, by whoever sees it first: the sampler thread (the process vanished), the
 manager's liveness poll, or the wrapper's wait.  An exit the manager asked for (shutdown, restart,
-kill) or a clean exit the agent saw (``exit.json``: atexit ran) is not an incident.
+kill) or a clean exit the agent saw (``exit.json``: atexit ran) is not an incident.  Nor is a kernel
+that had run no cell and died of the client's own interrupt: jupyter_client interrupts a kernel before
+it shuts it down, and a kernel still starting has no handler for SIGINT yet.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -110,6 +114,7 @@ class Supervision:
         self.incident: dict[str, Any] | None = None
         self._poll: Callable[[], int | None] = lambda: None
         self._expected = False
+        self._interrupted = False  # the client sent SIGINT (jupyter_client does before every shutdown)
         self._dead = False
         self._lock = threading.Lock()
         self._host_oom_before: int | None = None
@@ -185,6 +190,17 @@ class Supervision:
             self.died()
         self._expected = True
 
+    def client_signal(self, signum: int) -> None:
+        """The client is sending the kernel ``signum``: a stop is an exit asked for; an interrupt is noted."""
+        if signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGKILL):
+            self.expect_exit()
+        elif signum == signal.SIGINT:
+            self._interrupted = True
+
+    def _ended_by_client(self, code: int | None) -> bool:
+        """Asked for, or the client's interrupt ended a kernel that had run no cell (a start-up with no handler)."""
+        return self._expected or (self._interrupted and code == -signal.SIGINT and self._cell() is None)
+
     # ---------------------------------------------------------------------------------------- death
     def _returncode(self, wait: float = 1.0) -> int | None:
         deadline = time.monotonic() + wait
@@ -202,7 +218,7 @@ class Supervision:
             self._dead = True
         code = returncode if returncode is not None else self._returncode()
         clean = read_json(os.path.join(self.dir, EXITED))
-        if self._expected or (clean and clean.get("clean") and (code == 0 or code is None)):
+        if self._ended_by_client(code) or (clean and clean.get("clean") and (code == 0 or code is None)):
             return None
         try:
             self.incident = self._record(code)

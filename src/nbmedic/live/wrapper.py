@@ -61,8 +61,7 @@ def _child_setup() -> None:  # runs in the child between fork and exec
 
 def _forward_signals(child: subprocess.Popen[bytes], sup: Supervision) -> None:
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            sup.expect_exit()  # the client is stopping the kernel
+        sup.client_signal(signum)  # a stop is an exit asked for; an interrupt is noted
         with contextlib.suppress(OSError):
             os.killpg(child.pid, signum)
 
