@@ -32,6 +32,7 @@ from nbmedic.notebook import (
     read_notebook,
     write_notebook,
 )
+from nbmedic.notebook.io import current_umask
 from tests import nbfactory as f
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -394,7 +395,7 @@ def test_changed_file_is_replaced_keeping_its_mode(tmp_path: Path) -> None:
     path = f.write(tmp_path / "a.ipynb", sample())
     os.chmod(path, 0o640)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
-    nb, data = read_notebook(path)
+    nb, _data = read_notebook(path)
     nb["cells"][0]["source"] = ["changed"]
     assert write_notebook(path, nb) is True
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
@@ -476,3 +477,22 @@ def test_disk_full_during_write_leaves_the_original_intact(tmp_path: Path) -> No
     assert proc.stdout.startswith("errno 27")  # EFBIG
     assert path.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ipynb"]
+
+
+def test_a_write_follows_the_umask_without_ever_changing_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.umask`` can only be read by setting it, for an instant, for every thread: a file another thread
+    of a batch created in that instant got the wrong mode.  The umask is read from ``/proc`` instead."""
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+
+        def no_umask(_mask: int) -> int:
+            raise AssertionError("os.umask was called")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        target = tmp_path / "a.ipynb"
+        assert atomic_write_bytes(target, b"{}")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    finally:
+        monkeypatch.undo()
+        os.umask(old)

@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from nbmedic.execute import scratch, template_main
+from nbmedic.notebook.io import current_umask
 
 __all__ = ["PRELOAD_ENV", "ForkUnavailable", "ForkedProcess", "fork_kernel", "fork_provisioner",
            "fork_refusal", "prestart", "shutdown_templates", "spec_refusal", "template_pids"]
@@ -156,20 +157,6 @@ def _fileno(stream: Any) -> int | None:
         return int(fileno())
     except (OSError, ValueError):
         return None
-
-
-def _umask() -> int:
-    """This process's umask, read without changing it (``os.umask`` would, for an instant, for every thread)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    umask = os.umask(0o22)
-    os.umask(umask)
-    return umask
 
 
 class ForkedProcess:
@@ -325,7 +312,7 @@ class _Template:
             self._next_id += 1
             ident = self._next_id
             self.pending[ident] = list(argv)
-        umask = _umask()
+        umask = current_umask()
         request = {"op": "fork", "id": ident, "argv": list(argv), "module": module, "args": list(args),
                    "env": {**env, "JPY_PARENT_PID": str(self.pid)}, "cwd": cwd, "umask": umask}
         try:

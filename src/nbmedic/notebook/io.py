@@ -46,6 +46,7 @@ __all__ = [
     "atomic_write_bytes",
     "canonical",
     "conflict_markers",
+    "current_umask",
     "detect_newline",
     "dumps",
     "encode_text",
@@ -618,6 +619,21 @@ def sweep_stale_temps(target: str | os.PathLike[str]) -> list[str]:
     return removed
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it: ``os.umask`` sets it, for an instant, for every
+    thread, and a file another thread creates then gets the wrong mode (Linux: ``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)  # no /proc: the only way left
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> bool:
     """Replace ``path`` with ``data`` atomically; return False (and touch nothing) if unchanged.
 
@@ -643,9 +659,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
             fh.flush()
             os.fsync(fh.fileno())
         if mode is None:
-            umask = os.umask(0o022)
-            os.umask(umask)
-            mode = 0o666 & ~umask
+            mode = 0o666 & ~current_umask()
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
