@@ -270,6 +270,7 @@ def test_start_up_faults_of_monitored_kernels(
     missing = by_name["no-ipykernel"]
     assert len(missing) == 1 and missing[0]["exit_code"] == 1
     assert missing[0]["finding"]["code"] == "RN103" and missing[0]["cell"] is None
+    assert "before it ran any cell" in missing[0]["finding"]["message"]  # an IPython kernel that never started
     _assert_nothing_left(tag, runtime)
 
 

@@ -44,6 +44,8 @@ def test_sigterm_is_unknown_and_sigabrt_is_a_crash() -> None:
 def test_exit_code_is_rn103_between_cells() -> None:
     f = diagnose_death(DeathFacts(path=None, returncode=0))
     assert f.code == "RN103" and "between cells" in f.message
+    f = diagnose_death(DeathFacts(path=None, returncode=1, before_first_cell=True))
+    assert f.code == "RN103" and "before it ran any cell" in f.message and "between" not in f.message
 
 
 def test_crash_dump_names_the_library_call() -> None:

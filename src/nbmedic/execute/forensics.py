@@ -80,12 +80,15 @@ class DeathFacts:
     cell_label: str | None = None  # how to name the running cell instead of its index ('[7] "x = 1"': live kernels)
     memory_limit_name: str = "--memory-limit"  # what ``memory_limit`` is (live kernels: the guard's limit)
     top_allocation: TopAllocation | None = None  # with --profile-memory
+    before_first_cell: bool = False  # it died before running any cell (a live kernel still starting, or idle)
 
 
 def _where(facts: DeathFacts) -> str:
     if facts.cell_label is not None:
         return f"while running cell {facts.cell_label}"
-    return f"while running cell {facts.cell}" if facts.cell is not None else "between cells"
+    if facts.cell is not None:
+        return f"while running cell {facts.cell}"
+    return "before it ran any cell" if facts.before_first_cell else "between cells"
 
 
 def memory_limits(facts: DeathFacts) -> list[tuple[str, int]]:

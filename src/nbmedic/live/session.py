@@ -251,6 +251,7 @@ class Supervision:
             host_oom_before=self._host_oom_before, host_oom_after=host_oom_kills(),
             host_total=host_memory_total(),
             elapsed=(now - float(cell["started"])) if running and cell and cell.get("started") else None,
+            before_first_cell=self.python and cell is None,  # the agent writes cell.json at the first cell
             extra=extra)
 
     def _faulthandler_text(self) -> str:
