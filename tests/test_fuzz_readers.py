@@ -147,11 +147,17 @@ def test_repair_keeps_a_lone_surrogate_escape(in_place: bool) -> None:
         assert b"\\ude77" in out.read_bytes()
 
 
+# a schema error at a key holding a line break: the failure message must stay one line (found by the nightly run)
+KEY_WITH_NEWLINE = (b'{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "x", "attachments": '
+                    b'{"def f(:\\n": [{"a": 1}, 1]}}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}')
+
+
 @fuzz_settings(ci=1000, nightly=50_000)
 @given(data=notebook_files())
 @example(data=DEEP)
 @example(data=HUGE_INT)
 @example(data=LONE_SURROGATE)
+@example(data=KEY_WITH_NEWLINE)
 def test_repair_default_output(data: bytes) -> None:
     with scratch() as folder:
         path = folder / "nb.ipynb"
@@ -176,6 +182,7 @@ def test_repair_default_output(data: bytes) -> None:
 @given(data=notebook_files())
 @example(data=HUGE_INT)
 @example(data=LONE_SURROGATE)
+@example(data=KEY_WITH_NEWLINE)
 def test_repair_in_place(data: bytes) -> None:
     with scratch() as folder:
         path = folder / "nb.ipynb"

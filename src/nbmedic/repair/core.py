@@ -8,6 +8,8 @@ recovery of damaged JSON → nbformat 3 → 4 → required fields → cell ids �
 from __future__ import annotations
 
 import copy
+import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,7 +55,7 @@ def repair_bytes(data: bytes, *, prefer: Prefer | None = None) -> RepairResult:
         nb = _read(data, prefer, actions, lost)
         nb = _finish(nb, actions, lost)
     except _Unrecoverable as exc:
-        return RepairResult("failed", str(exc), None, newline, actions, lost)
+        return RepairResult("failed", _one_line(str(exc)), None, newline, actions, lost)
     if not actions and not lost:
         return RepairResult("unchanged", "nothing to repair: the notebook is valid", None, newline)
     message = "repaired" if not lost else "repaired, but not everything could be recovered"
@@ -370,11 +372,28 @@ def validation_error(nb: dict[str, Any]) -> str | None:
         try:
             nbf.validate(nbf.from_dict(copy.deepcopy(nb)))
         except nbf.ValidationError as exc:
-            where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
-            message = str(getattr(exc, "message", exc)).splitlines()[0]
+            where = "$" + "".join(map(_path_step, exc.absolute_path))
+            message = (str(getattr(exc, "message", exc)).splitlines() or [""])[0]
             if len(message) > 200:
                 message = message[:197] + "..."
             return f"at {where}: {message}"
         except Exception as exc:  # noqa: BLE001 - a notebook nbformat cannot even look at
-            return f"{type(exc).__name__}: {exc}"
+            return _one_line(f"{type(exc).__name__}: {exc}")
     return None
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _path_step(step: object) -> str:
+    """One step of a JSON path: ``[3]``, ``.metadata``, or a key that is not a plain name as a JSON string
+    (``["def f(:\\n"]``), so a key holding a line break or a dot cannot break the message or the path."""
+    if isinstance(step, int):
+        return f"[{step}]"
+    key = str(step)
+    return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{json.dumps(key)}]"
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: each line break (any that ``str.splitlines`` knows) becomes a space."""
+    return " ".join(text.splitlines())
