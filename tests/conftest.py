@@ -4,6 +4,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,13 @@ from nbmedic.cli import main
 os.environ["NBMEDIC_STRICT_EVIDENCE"] = "1"
 os.environ["NBMEDIC_CACHE_DIR"] = tempfile.mkdtemp(prefix="nbmedic-test-cache-")
 atexit.register(shutil.rmtree, os.environ["NBMEDIC_CACHE_DIR"], ignore_errors=True)
+
+# The tests send SIGINT to processes they start (Ctrl-C of a batch, a kernel's interrupt).  A suite started
+# in the background by a non-interactive shell inherits SIGINT ignored, and every process it starts would
+# too (Python installs its KeyboardInterrupt handler only where SIGINT is at its default): restore it here,
+# so the processes the tests start get the default, as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

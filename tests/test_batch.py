@@ -105,19 +105,18 @@ def test_ctrl_c_stops_the_batch_and_leaves_no_kernel(tmp_path: Path) -> None:
     paths = [make_nb(tmp_path, "import time\ntime.sleep(120)", name=f"s{i}.ipynb") for i in range(4)]
     tag = uuid.uuid4().hex
     env = {**os.environ, "NBMEDIC_TEST_TAG": tag}
-    proc = subprocess.Popen([sys.executable, "-m", "nbmedic", "run", "-j", "2", *map(str, paths)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while len(_kernels(tag)) < 3 and time.monotonic() < deadline:  # two running, the next ones started
-            time.sleep(0.2)
-        assert len(_kernels(tag)) >= 3
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with subprocess.Popen([sys.executable, "-m", "nbmedic", "run", "-j", "2", *map(str, paths)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while len(_kernels(tag)) < 3 and time.monotonic() < deadline:  # two running, the next ones started
+                time.sleep(0.2)
+            assert len(_kernels(tag)) >= 3
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # the pipes are closed as the block ends, even when the test failed
     assert proc.returncode == 130, err
     assert "nbmedic: interrupted" in err.decode()
     deadline = time.monotonic() + 10
