@@ -74,6 +74,8 @@ def test_valid_notebooks_have_no_structure_findings(tmp_path: Path, check_json: 
     (_doc(_code("a"), {"cell_type": "markdown", "id": "b", "source": "x"}), "$.cells[1]"),
     ({"nbformat": 4, "nbformat_minor": 5, "metadata": {}}, "$"),
     (_doc(_code("a"), {"cell_type": "heading", "id": "b", "metadata": {}, "source": "x"}), "$.cells[1]"),
+    (_doc({"cell_type": "markdown", "id": "b", "metadata": {}, "source": "x", "attachments": {"def f(:\n": 1}}),
+     '$.cells[0].attachments["def f(:\\n"]'),  # a key with a line break: quoted, the message stays one line
 ])
 def test_nb003_schema_errors(tmp_path: Path, check_json: CheckJson, doc: dict[str, Any], where: str) -> None:
     path = nbf.write_raw(tmp_path / "s.ipynb", doc)
@@ -83,7 +85,7 @@ def test_nb003_schema_errors(tmp_path: Path, check_json: CheckJson, doc: dict[st
     [f] = nb003
     assert f["severity"] == "error"
     assert f["evidence"]["errors"][0]["path"].startswith(where)
-    assert f["message"].startswith(f"schema violation at {where}")
+    assert f["message"].startswith(f"schema violation at {where}") and "\n" not in f["message"]
     if where.startswith("$.cells["):
         assert f["cell"] == int(where[len("$.cells["):].split("]")[0])
 

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import CodeType
@@ -28,7 +28,7 @@ from nbmedic.cache import read_cached, write_cached
 from nbmedic.checks.rules import NotebookContext, RuleTable
 from nbmedic.findings import Finding
 from nbmedic.notebook import oldformat
-from nbmedic.notebook.format import CURRENT_MAJOR, CURRENT_MINOR, has_ids, valid_id
+from nbmedic.notebook.format import CURRENT_MAJOR, CURRENT_MINOR, has_ids, json_path, valid_id
 
 MAX_SCHEMA_ERRORS = 5
 MAX_EXAMINED_ERRORS = 100  # a badly broken file is not worth describing error by error
@@ -244,13 +244,6 @@ def _generator_stamp() -> str:
     return f"{origin}|{mtime}|{sys.implementation.cache_tag}"
 
 
-def _json_path(parts: Iterable[object]) -> str:
-    out = "$"
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def _is_id_error(error: Any) -> bool:
     """Schema errors about cell ids are reported by NB004 with better words."""
     path = list(error.absolute_path)
@@ -342,7 +335,7 @@ def _detailed_errors(nb: dict[str, Any], minor: int, skip_kernelspec: bool) -> l
         message = better or jsonschema.exceptions.best_match([error]).message
         if len(message) > 200:
             message = message[:197] + "..."
-        errors.append((_json_path(error.absolute_path), message))
+        errors.append((json_path(error.absolute_path), message))
     return errors
 
 
@@ -420,8 +413,8 @@ def _check_old_format(ctx: NotebookContext, major: int) -> Finding:
                   fix="`nbmedic repair FILE` converts it to nbformat 4 and repairs what it can of the rest")
 
 
-def _cell_of(json_path: str) -> int | None:
-    m = re.match(r"^\$\.cells\[(\d+)\]", json_path)
+def _cell_of(path: str) -> int | None:
+    m = re.match(r"^\$\.cells\[(\d+)\]", path)
     return int(m.group(1)) if m else None
 
 

@@ -1,4 +1,4 @@
-"""nbformat's constants and the rules for cell ids, in one place.
+"""nbformat's constants, the rules for cell ids and how a place in a notebook is named, in one place.
 
 The values follow nbformat's own (``nbformat.v4.nbformat``/``nbformat_minor``, the 4.5 schema's
 ``id`` pattern, ``nbformat.v4.nbbase.random_cell_id``) without importing nbformat, which is slow.
@@ -6,6 +6,7 @@ The values follow nbformat's own (``nbformat.v4.nbformat``/``nbformat_minor``, t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -18,6 +19,20 @@ ID_MAX_LENGTH = 64
 ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
 BAD_ID_CHARS = re.compile(r"[^a-zA-Z0-9-_]+")
 CELL_TYPES = ("code", "markdown", "raw")
+
+
+def json_path(parts: Iterable[object]) -> str:
+    """A place in a notebook as schema errors name it: ``$.cells[3].outputs[0].data.image/png``.  A key
+    that is empty or holds a character that is not printable (a line break, a control character) is
+    written as a JSON string, ``["def f(:\\n"]``, so a message naming it stays on one line."""
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            key = str(part)
+            out += f".{key}" if key and key.isprintable() else f"[{json.dumps(key)}]"
+    return out
 
 
 def valid_id(value: object) -> bool:

@@ -8,14 +8,12 @@ recovery of damaged JSON → nbformat 3 → 4 → required fields → cell ids �
 from __future__ import annotations
 
 import copy
-import json
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nbmedic.notebook import oldformat
-from nbmedic.notebook.format import CURRENT_MINOR
+from nbmedic.notebook.format import CURRENT_MINOR, json_path
 from nbmedic.notebook.io import NotebookReadError, detect_newline, load_bytes
 from nbmedic.repair.cells import fix_ids, normalize_cells
 from nbmedic.repair.conflicts import split_conflicts
@@ -372,26 +370,13 @@ def validation_error(nb: dict[str, Any]) -> str | None:
         try:
             nbf.validate(nbf.from_dict(copy.deepcopy(nb)))
         except nbf.ValidationError as exc:
-            where = "$" + "".join(map(_path_step, exc.absolute_path))
             message = (str(getattr(exc, "message", exc)).splitlines() or [""])[0]
             if len(message) > 200:
                 message = message[:197] + "..."
-            return f"at {where}: {message}"
+            return f"at {json_path(exc.absolute_path)}: {message}"
         except Exception as exc:  # noqa: BLE001 - a notebook nbformat cannot even look at
             return _one_line(f"{type(exc).__name__}: {exc}")
     return None
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _path_step(step: object) -> str:
-    """One step of a JSON path: ``[3]``, ``.metadata``, or a key that is not a plain name as a JSON string
-    (``["def f(:\\n"]``), so a key holding a line break or a dot cannot break the message or the path."""
-    if isinstance(step, int):
-        return f"[{step}]"
-    key = str(step)
-    return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{json.dumps(key)}]"
 
 
 def _one_line(text: str) -> str:
