@@ -47,11 +47,14 @@ _FIXED = {"bytes": 1 << 20, "seconds": 1.0}  # the run figures of the header not
 
 def normalise(text: str, *, figures: bool = True) -> str:
     """Placeholders for what varies (``figures=False``: not for sizes and durations)."""
-    for prefix in sorted({sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix)}, key=len, reverse=True):
-        text = text.replace(prefix, "<prefix>")
+    # longest first, so neither of the checkout and the interpreter's prefix eats the other's name when
+    # one starts with the other (a venv inside the checkout, or /tmp/fresh beside /tmp/freshclone)
+    paths = {p: "<prefix>" for p in (sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix))}
+    paths[str(ROOT)] = "<repo>"
+    for path in sorted(paths, key=len, reverse=True):
+        text = text.replace(path, paths[path])
     # the interpreter's name depends on how the suite was started (`python` or `python3 -m pytest`)
     text = re.sub(r"<prefix>/bin/python[0-9.]*\b", "<python>", text)
-    text = text.replace(str(ROOT), "<repo>")
     for pattern, repl in _VOLATILE[0 if figures else 2:]:
         text = pattern.sub(repl, text)
     return text
