@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from nbmedic.execute.gpu import GpuProbe
-from nbmedic.execute.monitor import CellUsage, Monitor
+from nbmedic.execute.monitor import CellUsage, Monitor, ProcessTree
 from nbmedic.execute.result import CgroupInfo, Sample
 
 MB = 1 << 20
@@ -27,6 +27,7 @@ MB = 1 << 20
 # A child driven line by line over stdin; answers "ok" after each command.
 #   grow N   : keep N more MB (touched pages)      free     : drop everything grown
 #   busy S   : burn CPU for S seconds               spawn K  : start K descendants (see below)
+#   tspawn   : start a sleeper from a thread that stays alive
 #   exit     : leave
 WORKER = textwrap.dedent(
     """
@@ -55,6 +56,18 @@ WORKER = textwrap.dedent(
             )
             kids.append(subprocess.Popen([sys.executable, "-c", outer]))
             kids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        elif cmd == "tspawn":
+            # a sleeper started by a thread that stays alive (Linux lists it under that thread only)
+            import threading
+            started = threading.Event()
+
+            def parent():
+                kids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+                started.set()
+                threading.Event().wait()
+
+            threading.Thread(target=parent, daemon=True).start()
+            started.wait()
         elif cmd == "exit":
             break
         print("ok", flush=True)
@@ -474,6 +487,26 @@ def test_monitor_records_gpu_through_a_probe(
     assert m.gpu_devices() is not None
     m.stop()
     assert fake.state["shutdown"] == 1  # the monitor's own probe is closed by stop()
+
+
+def test_children_files_find_the_same_tree_as_a_full_scan(spawn: Callable[..., Worker]) -> None:
+    from nbmedic.execute import monitor as module
+
+    if not module._CHILDREN_FILES:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children files")
+    w = spawn()
+    ready(w)
+    w.send("spawn 1")  # worker -> (outer -> inner), sleeper
+    w.send("tspawn")  # and a sleeper whose parent thread has ended
+    expected = wait_until(lambda: {p.pid for p in psutil.Process(w.pid).children(recursive=True)}
+                          if len(psutil.Process(w.pid).children(recursive=True)) == 4 else None)
+    tree = ProcessTree(w.pid)
+    fast = tree._scan()
+    assert {p.pid for p in fast} == {p.pid for p in tree._scan(full=True)} == expected
+    order = [p.pid for p in fast]
+    outer = next(p for p in psutil.Process(w.pid).children() if p.children())
+    assert order.index(outer.pid) < order.index(outer.children()[0].pid)  # parents before children
+    assert module._children(w.pid + 10_000_000) == []  # no such process: nothing, no error
 
 
 def test_sparse_tree_scans_still_kill_everything(spawn: Callable[..., Worker], monitors: list[Monitor]) -> None:

@@ -12,12 +12,15 @@ A ``Monitor`` samples ``pid`` and all its descendants from a daemon thread (defa
 
 Design notes:
 
-* Sampling cost is one pass over ``/proc/*/stat`` to find the tree (psutil's ``ppid_map``, what
-  ``Process.children(recursive=True)`` uses; ~1 ms with 80 processes on the machine) plus, on Linux, one
-  read of ``/proc/<pid>/stat`` per process in the tree (~0.04 ms; elsewhere psutil's calls). The ``psutil.Process`` objects are cached between samples; a process
-  that vanishes mid-sample is skipped. On a machine with thousands of processes the full scan is spaced
-  out so that it costs at most ``scan_budget`` (2 %) of a core; the known tree is still read every sample,
-  and the watchdog's kill always rescans.
+* Sampling cost, on Linux: the tree is found from its own processes' ``/proc/<pid>/task/<tid>/children``
+  files (a few reads per process, whatever else runs on the machine), then one read of
+  ``/proc/<pid>/stat`` per process in the tree (~0.04 ms).  Without children files (other systems, or a
+  kernel built without them) finding the tree takes one pass over every process (psutil's ``ppid_map``,
+  what ``Process.children(recursive=True)`` uses; ~1 ms with 80 processes on the machine, and it was
+  ~40 % of ``nbmedic run -j 2``'s own CPU on a batch of 1 s notebooks), spaced out so that it costs at
+  most ``scan_budget`` (2 %) of a core; the known tree is still read every sample.  The watchdog's kill
+  always rescans with the full pass.  The ``psutil.Process`` objects are cached between samples; a
+  process that vanishes mid-sample is skipped.
 * CPU is computed from ``cpu_times()`` deltas per process (never psutil's blocking ``cpu_percent``), summed
   over the tree: ``Sample.cpu`` is percent of one core over the time since the previous sample (at least
   half an interval back, so the extra samples taken at cell boundaries are not all noise).
@@ -39,6 +42,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
@@ -119,6 +123,33 @@ def _figures(proc: psutil.Process) -> tuple[bool, float, int, int]:
         return False, ct.user + ct.system, int(proc.num_threads()), int(proc.memory_info().rss)
 
 
+# Linux lists each thread's children in /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN, on in the
+# common kernels): the tree is found by reading its own processes' files instead of every process's stat.
+_CHILDREN_FILES = _PROC_STAT and os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid`` from its threads' ``children`` files ([] when it is gone).  A child forked
+    or reaped during the read may be missed; the next reading finds it."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY)
+        except OSError:
+            continue  # the thread ended
+        try:
+            out.extend(int(child) for child in os.read(fd, 65536).split())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(fd)
+    return out
+
+
 def _ppid_map() -> dict[int, int]:
     fast = getattr(psutil, "_ppid_map", None)  # what Process.children() uses; private, so guarded
     if fast is not None:
@@ -194,18 +225,25 @@ class ProcessTree:
             children=children,
         )
 
-    def _scan(self) -> list[psutil.Process]:
-        """Descendants of the root (parents before children), reusing cached Process objects."""
-        try:
-            ppids = _ppid_map()
-        except (OSError, psutil.Error):
-            return list(self._procs.values())
-        kids: dict[int, list[int]] = collections.defaultdict(list)
-        for pid, ppid in ppids.items():
-            kids[ppid].append(pid)
+    def _scan(self, *, full: bool = False) -> list[psutil.Process]:
+        """Descendants of the root (parents before children), reusing cached Process objects.  From the
+        tree's own ``children`` files where Linux has them, else (and when ``full``: a kill, which must
+        not miss a child forked mid-read) from every process's parent."""
+        children: Callable[[int], Iterable[int]]
+        if _CHILDREN_FILES and not full:
+            children = _children
+        else:
+            try:
+                ppids = _ppid_map()
+            except (OSError, psutil.Error):
+                return list(self._procs.values())
+            kids: dict[int, list[int]] = collections.defaultdict(list)
+            for pid, ppid in ppids.items():
+                kids[ppid].append(pid)
+            children = lambda pid: kids.get(pid, ())
         order: list[int] = []
         seen = {self.pid}
-        stack = list(kids.get(self.pid, ()))
+        stack = list(children(self.pid))
         out: list[psutil.Process] = []
         while stack:
             pid = stack.pop(0)
@@ -223,7 +261,7 @@ class ProcessTree:
                 self._procs[pid] = proc
             order.append(pid)
             out.append(proc)
-            stack.extend(kids.get(pid, ()))
+            stack.extend(children(pid))
         for pid in [p for p in self._procs if p not in seen]:
             del self._procs[pid]
         self.order = order
@@ -233,8 +271,9 @@ class ProcessTree:
         """(RSS, threads, live children) of the root's descendants; their CPU seconds into ``cpu_now``."""
         if now >= self._next_scan:
             procs = self._scan()
-            # discovering the tree reads /proc/<pid>/stat of every process on the machine (~15 µs each);
-            # on a busy machine do it less often, so it costs at most ``scan_budget`` of a core
+            # without children files, discovering the tree reads /proc/<pid>/stat of every process on the
+            # machine (~15 µs each): on a busy machine do it less often, so it costs at most ``scan_budget``
+            # of a core (with them a scan reads only the tree's files, so it runs every reading)
             self._next_scan = now + (time.monotonic() - now) / self.scan_budget
         else:
             procs = [self._procs[pid] for pid in self.order if pid in self._procs]
@@ -272,7 +311,7 @@ class ProcessTree:
         except _GONE:
             pass
         for _attempt in range(3):
-            procs = self._scan()
+            procs = self._scan(full=True)
             live = [p for p in procs if p.pid not in killed]
             if not live:
                 break
