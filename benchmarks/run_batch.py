@@ -115,14 +115,24 @@ def make_notebook(index: int, loops: int) -> Any:
     return nb
 
 
-def write_notebooks(folder: Path, count: int, loops: int) -> list[Path]:
+STAMP_FIRST = "import time as _tl\n_tl_began = _tl.time()"
+STAMP_LAST = "print('TIMELINE', _tl_began, _tl.time())"
+
+
+def write_notebooks(folder: Path, count: int, loops: int, stamped: bool = False) -> list[Path]:
+    """``count`` report notebooks in ``folder``; ``stamped``: with a first and a last code cell that stamp
+    the time in the kernel (``STAMP_FIRST``, ``STAMP_LAST``) for ``--timeline``."""
     import nbformat
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(1, count + 1):
+        nb = make_notebook(i, loops)
+        if stamped:
+            nb.cells.insert(0, nbformat.v4.new_code_cell(STAMP_FIRST))
+            nb.cells.append(nbformat.v4.new_code_cell(STAMP_LAST))
         path = folder / f"report_{i:02d}.ipynb"
-        nbformat.write(make_notebook(i, loops), path)
+        nbformat.write(nb, path)
         paths.append(path)
     return paths
 
@@ -486,10 +496,6 @@ def cell_cpu(folder: Path) -> float:
     return total
 
 
-STAMP_FIRST = "import time as _tl\n_tl_began = _tl.time()"
-STAMP_LAST = "print('TIMELINE', _tl_began, _tl.time())"
-
-
 def timeline(loops: int, n: int, work: Path, cores: int) -> dict[str, Any]:
     """One ``nbmedic run -j 2`` of ``n`` report notebooks, each with a first code cell and a last one that
     stamp ``time.time()`` in the kernel, broken down into where the ``cores`` × wall "slot-seconds" went:
@@ -502,18 +508,8 @@ def timeline(loops: int, n: int, work: Path, cores: int) -> dict[str, Any]:
     the overhead, shown per notebook."""
     import resource
 
-    import nbformat
-
     folder = work / "timeline"
-    (folder / "in").mkdir(parents=True)
-    paths = []
-    for i in range(1, n + 1):
-        nb = make_notebook(i, loops)
-        nb.cells.insert(0, nbformat.v4.new_code_cell(STAMP_FIRST))
-        nb.cells.append(nbformat.v4.new_code_cell(STAMP_LAST))
-        path = folder / "in" / f"report_{i:02d}.ipynb"
-        nbformat.write(nb, path)
-        paths.append(path)
+    paths = write_notebooks(folder / "in", n, loops, stamped=True)
     tag = uuid.uuid4().hex
     cmd = [script("nbmedic"), "run", "-j", str(cores), "--output-dir", str(folder / "out"), *map(str, paths)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

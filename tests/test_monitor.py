@@ -497,9 +497,9 @@ def test_children_files_find_the_same_tree_as_a_full_scan(spawn: Callable[..., W
     w = spawn()
     ready(w)
     w.send("spawn 1")  # worker -> (outer -> inner), sleeper
-    w.send("tspawn")  # and a sleeper whose parent thread has ended
-    expected = wait_until(lambda: {p.pid for p in psutil.Process(w.pid).children(recursive=True)}
-                          if len(psutil.Process(w.pid).children(recursive=True)) == 4 else None)
+    w.send("tspawn")  # and a sleeper whose parent is a thread still running
+    expected = wait_until(lambda: len(pids := {p.pid for p in psutil.Process(w.pid).children(recursive=True)}) == 4
+                          and pids)
     tree = ProcessTree(w.pid)
     fast = tree._scan()
     assert {p.pid for p in fast} == {p.pid for p in tree._scan(full=True)} == expected
