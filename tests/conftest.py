@@ -6,7 +6,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,15 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out, err
 
     return _run
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short temporary folder for Unix socket paths (ipc kernels): ``tmp_path`` can pass the ~107-byte
+    limit of a socket's path.  Removed afterwards."""
+    folder = tempfile.mkdtemp(prefix="nbm-")
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -17,10 +17,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -163,7 +161,7 @@ def _rss(runtime: Path, kernel_id: str) -> int:
 
 @pytest.mark.parametrize("supervisor", SUPERVISORS)
 def test_cell_faults_of_monitored_kernels_started_at_once(
-        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, run_cli: Cli) -> None:
+        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, socket_dir: Path, run_cli: Cli) -> None:
     data, runtime = jupyter_home["data"], jupyter_home["runtime"]
     write_kernelspec(data, "mon")
     _install(run_cli, supervisor, "mon")
@@ -233,7 +231,7 @@ START_WAIT = 8.0  # what the test's client waits for the kernel to answer
 
 @pytest.mark.parametrize("supervisor", SUPERVISORS)
 def test_start_up_faults_of_monitored_kernels(
-        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, run_cli: Cli) -> None:
+        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, socket_dir: Path, run_cli: Cli) -> None:
     data, runtime = jupyter_home["data"], jupyter_home["runtime"]
     bare = tmp_path / "bare-env"
     subprocess.run([PY, "-m", "venv", "--without-pip", str(bare)], check=True)
@@ -331,7 +329,7 @@ SIXTEEN = 16
 
 @pytest.mark.parametrize("supervisor", SUPERVISORS)
 def test_sixteen_monitored_kernels_started_at_once(
-        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, run_cli: Cli) -> None:
+        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, socket_dir: Path, run_cli: Cli) -> None:
     data, runtime = jupyter_home["data"], jupyter_home["runtime"]
     write_kernelspec(data, "mon")
     _install(run_cli, supervisor, "mon")
@@ -340,8 +338,7 @@ def test_sixteen_monitored_kernels_started_at_once(
     # Unix sockets, not TCP: jupyter_client picks a kernel's five ports by binding and releasing them, so
     # with 16 kernels starting at once another one's connection can take a port before its kernel binds
     # it ("Address already in use", seen once in CI): a race of jupyter_client's, not what this tests
-    sockets = tempfile.mkdtemp(prefix="nbm16-")  # short: a socket's path has a length limit
-    kernels = [Kernel("mon", tmp_path / "nbs" / f"k{i:02d}.ipynb", tag, ipc=os.path.join(sockets, f"k{i:02d}"))
+    kernels = [Kernel("mon", tmp_path / "nbs" / f"k{i:02d}.ipynb", tag, ipc=str(socket_dir / f"k{i:02d}"))
                for i in range(SIXTEEN)]
 
     async def scenario() -> list[str]:
@@ -356,10 +353,7 @@ def test_sixteen_monitored_kernels_started_at_once(
         finally:
             await asyncio.gather(*(k.close() for k in kernels))
 
-    try:
-        assert asyncio.run(scenario()) == ["ok"] * SIXTEEN
-    finally:
-        shutil.rmtree(sockets, ignore_errors=True)
+    assert asyncio.run(scenario()) == ["ok"] * SIXTEEN
     assert incidents(data) == [], "sixteen shutdowns asked for are not incidents"
     _assert_nothing_left(tag, runtime)
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -173,7 +171,7 @@ class Exec:
 class LiveKernel:
     """One kernel: started by ``start``, client by ``connect``, always ``close``d."""
 
-    def __init__(self, data: Path, *, monitored: bool, user_args: tuple[str, ...] = (),
+    def __init__(self, data: Path, folder: Path, *, monitored: bool, user_args: tuple[str, ...] = (),
                  notebook: str | None = None) -> None:
         import zmq
 
@@ -187,7 +185,8 @@ class LiveKernel:
             self.env.update(monitored_env(self.kernel_id, self.live_dir))
         if notebook:
             self.env["JPY_SESSION_NAME"] = notebook
-        self.tmp = tempfile.mkdtemp(prefix="nbm-agent-")  # short: ipc socket paths have a length limit
+        self.tmp = str(folder)  # short: ipc socket paths have a length limit
+        os.makedirs(self.tmp)
         self.ctx = zmq.Context()
         km = self.km = _MonitoredManager(kernel_name=self.name, context=self.ctx)
         km.live_dir = self.live_dir if monitored else None
@@ -256,7 +255,6 @@ class LiveKernel:
             self.km.cleanup_resources()
         finally:
             self.ctx.destroy(linger=0)
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -271,11 +269,11 @@ def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any
 
 
 @pytest.fixture
-def kernels(jupyter_home: dict[str, Path]) -> Iterator[Callable[..., LiveKernel]]:
+def kernels(jupyter_home: dict[str, Path], socket_dir: Path) -> Iterator[Callable[..., LiveKernel]]:
     made: list[LiveKernel] = []
 
     def _make(**kw: Any) -> LiveKernel:
-        made.append(LiveKernel(jupyter_home["data"], **kw))
+        made.append(LiveKernel(jupyter_home["data"], socket_dir / str(len(made)), **kw))
         return made[-1]
 
     yield _make
