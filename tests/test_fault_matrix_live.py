@@ -161,7 +161,7 @@ def _rss(runtime: Path, kernel_id: str) -> int:
 
 @pytest.mark.parametrize("supervisor", SUPERVISORS)
 def test_cell_faults_of_monitored_kernels_started_at_once(
-        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, socket_dir: Path, run_cli: Cli) -> None:
+        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, run_cli: Cli) -> None:
     data, runtime = jupyter_home["data"], jupyter_home["runtime"]
     write_kernelspec(data, "mon")
     _install(run_cli, supervisor, "mon")
@@ -231,7 +231,7 @@ START_WAIT = 8.0  # what the test's client waits for the kernel to answer
 
 @pytest.mark.parametrize("supervisor", SUPERVISORS)
 def test_start_up_faults_of_monitored_kernels(
-        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, socket_dir: Path, run_cli: Cli) -> None:
+        supervisor: str, jupyter_home: dict[str, Path], tmp_path: Path, run_cli: Cli) -> None:
     data, runtime = jupyter_home["data"], jupyter_home["runtime"]
     bare = tmp_path / "bare-env"
     subprocess.run([PY, "-m", "venv", "--without-pip", str(bare)], check=True)
