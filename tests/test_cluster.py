@@ -178,23 +178,25 @@ def test_a_lost_worker_is_retried_once_elsewhere(run_cli: Run, tmp_path: Path, c
     by_path = {Path(r["path"]).name: r for r in doc["runs"]}
     found = {(Path(f["path"]).name, f["code"], f["severity"]): f for f in doc["findings"]}
     assert sorted(found) == [("always.ipynb", "RN180", "error"), ("once.ipynb", "RN180", "warning")]
+    # each start of a worker-killer notebook wrote its kernel's pid to <name>.ipynb.started
+    starts = {name: [int(line) for line in (tmp_path / f"{name}.ipynb.started").read_text().split()]
+              for name in ("once", "always")}
     retried = found["once.ipynb", "RN180", "warning"]["evidence"]
-    assert retried["attempts"] == 2 and retried["scheduler"] == cluster.address
+    # twice, as a rule: lost, then retried; a third start when the retry's finished result was lost with its
+    # worker (killed by always.ipynb) before the client gathered it, and the scheduler computed it again
+    assert retried["attempts"] == len(starts["once"]) >= 2 and retried["scheduler"] == cluster.address
     assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", retried["worker"])
     assert "died" in retried["error"]
     assert by_path["once.ipynb"]["status"] == "ok"
     assert text_of(read_out(tmp_path / "once.out.ipynb")["cells"][2]) == "survived\n"
     lost = found["always.ipynb", "RN180", "error"]
-    assert lost["evidence"]["attempts"] == 2 and "KilledWorker" in lost["message"]
+    assert lost["evidence"]["attempts"] == len(starts["always"]) == 2 and "KilledWorker" in lost["message"]
     assert by_path["always.ipynb"]["status"] == "died" and by_path["always.ipynb"]["output"] is None
     assert not (tmp_path / "always.out.ipynb").exists()
     assert by_path["healthy.ipynb"]["status"] == "ok"
     assert text_of(read_out(tmp_path / "healthy.out.ipynb")["cells"][0]) == "fine\n"
     # the kernels orphaned by their workers' deaths did not outlive them
-    kernels = [int(line) for name in ("once", "always")
-               for line in (tmp_path / f"{name}.ipynb.started").read_text().split()]
-    assert len(kernels) == 4
-    assert all(_gone(pid) for pid in kernels)
+    assert all(_gone(pid) for pid in starts["once"] + starts["always"])
 
 
 def test_scheduler_local_starts_and_closes_a_cluster(run_cli: Run, tmp_path: Path,
