@@ -252,7 +252,66 @@ def test_a_kernel_that_never_answers_is_rn141(tmp_path: Path, monkeypatch: pytes
     result, _, elapsed = run(nb, kernel_name="mute", startup_timeout=1.5)
     f = only(result, "RN141")
     assert result.status == "not-started" and f["evidence"]["startup_timeout"] == 1.5
+    assert f["evidence"]["heard"] == [] and "did not answer within 1.5 s" in f["message"]
     assert elapsed < 10
+
+
+# an ipykernel that never answers kernel_info (stuck in its start, say on a locked file): its iopub speaks
+# (ipykernel 7 welcomes each subscriber), so the finding can say it is alive but stuck
+STUCK_INFO = """
+import asyncio, ipykernel.kernelbase as kb
+from ipykernel import kernelapp
+async def never(self, *args):
+    await asyncio.sleep(3600)
+kb.Kernel.kernel_info_request = never
+kernelapp.launch_new_instance()
+"""
+
+
+def test_a_kernel_alive_on_iopub_but_mute_on_shell_is_rn141_heard_on_iopub(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "jupyter"
+    kernelspec(root, "stuck", [PY, "-Xfrozen_modules=off", "-c", STUCK_INFO, "-f", "{connection_file}"])
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    result, _, elapsed = run(make_nb(tmp_path, FIRST), kernel_name="stuck", startup_timeout=8)
+    f = only(result, "RN141")
+    assert f["evidence"]["heard"] == ["iopub"], f
+    assert f["message"] == "the kernel 'stuck' sent messages on iopub but did not answer kernel_info within 8 s of starting"
+    assert result.status == "not-started" and elapsed < 20
+
+
+# a kernel without ipykernel 7's iopub_welcome (older ipykernels, other languages) whose iopub lost the
+# status messages of its start and of the first kernel_info request, as when the client's SUB socket
+# connects after the kernel published them (a loaded machine): the reply comes on shell, but nothing on
+# iopub until another request
+LATE_IOPUB = """
+import ipykernel.iostream as io, ipykernel.kernelbase as kb
+from ipykernel import kernelapp
+io.IOPubThread._send_welcome_message = lambda self, subscription: None
+publish, first = kb.Kernel._publish_status, []
+def lossy(self, status, channel, parent=None):
+    header = (parent or self.get_parent(channel) or {}).get("header") or {}
+    if header.get("msg_type") == "kernel_info_request" and not first:
+        first.append(header["msg_id"])
+    if not header or header.get("msg_id") in first:
+        return
+    publish(self, status, channel, parent)
+kb.Kernel._publish_status = lossy
+kernelapp.launch_new_instance()
+"""
+
+
+def test_a_kernel_whose_first_iopub_messages_were_lost_still_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start asks kernel_info again until iopub has spoken, not only until shell replied."""
+    root = tmp_path / "jupyter"
+    # -Xfrozen_modules=off: no debugger warning on iopub's stderr, which would stand in for the status
+    kernelspec(root, "late", [PY, "-Xfrozen_modules=off", "-c", LATE_IOPUB, "-f", "{connection_file}"])
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    result, saved, elapsed = run(make_nb(tmp_path, FIRST), kernel_name="late", startup_timeout=30)
+    assert result.status == "ok", [(f.code, f.message) for f in result.findings]
+    assert "first cell ran" in text_of(saved["cells"][0])
+    assert elapsed < 20  # a second request a second later; without it, RN141 after the 30 s
 
 
 @pytest.mark.parametrize("startup_timeout", [0.001, 0.01])

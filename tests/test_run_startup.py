@@ -78,6 +78,18 @@ def test_timeouts_are_rn141() -> None:
     f = diagnose_start(_facts("no-reply", stderr_tail="x" * 5000, pid=9))
     assert f.message == "the kernel 'py' did not answer within 60 s of starting"
     assert len(f.evidence["stderr_tail"]) == 3000 and f.evidence["pid"] == 9 and f.evidence["startup_timeout"] == 60
+    assert f.evidence["heard"] is None  # not known: the kernel's channels were never listened to
+
+
+@pytest.mark.parametrize(("heard", "silence"), [
+    ((), "did not answer"),
+    (("iopub",), "sent messages on iopub but did not answer kernel_info"),
+    (("shell",), "answered kernel_info but sent nothing on iopub"),
+])
+def test_no_reply_says_which_channels_the_kernel_spoke_on(heard: tuple[str, ...], silence: str) -> None:
+    f = diagnose_start(_facts("no-reply", heard=heard))
+    assert f.message == f"the kernel 'py' {silence} within 60 s of starting"
+    assert f.evidence["heard"] == list(heard)
 
 
 def test_the_exception_carries_facts_not_text() -> None:

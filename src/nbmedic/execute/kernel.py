@@ -316,7 +316,12 @@ class Kernel:
             self._poller.register(sock, zmq.POLLIN)
 
     def _wait_ready(self, started: float, startup_timeout: float) -> None:
-        """kernel_info until a reply on shell *and* a message on iopub (the subscription is live)."""
+        """kernel_info until a reply on shell *and* a message on iopub (the subscription is live).
+
+        The request goes again every second until both came, not only until the reply: a SUB socket that
+        connected after the kernel published the first request's status (under load) would otherwise wait
+        for an iopub message nothing sends any more, until the start-up timeout.  Later replies are
+        ignored by msg_id like any other stray message."""
         deadline = started + startup_timeout
         replied = iopub_seen = False
         sent_at = 0.0
@@ -326,8 +331,9 @@ class Kernel:
                 raise self._failed("exited", exit_code=code)
             now = time.monotonic()
             if now >= deadline:
-                raise self._failed("no-reply")
-            if not replied and now - sent_at > 1.0:
+                heard = ("shell",) * replied + ("iopub",) * iopub_seen
+                raise self._failed("no-reply", heard=heard)
+            if now - sent_at > 1.0:
                 self.send("shell", "kernel_info_request", {})
                 sent_at = now
             for channel, msg in self.receive(0.05):

@@ -9,7 +9,8 @@ so every branch is tested with made-up facts.  What failed (``StartFacts.failure
 * ``launch-error``: the launcher raised (no permission to run the program, a broken kernelspec) (RN140);
 * ``exited``: the process exited during start-up (RN140; an interpreter without ipykernel gets the fix);
 * ``launch-timeout``: launching the process took longer than the start-up timeout (RN141);
-* ``no-reply``: the process runs but did not answer ``kernel_info`` within the start-up timeout (RN141).
+* ``no-reply``: the process runs but did not answer ``kernel_info`` within the start-up timeout (RN141;
+  ``heard`` says whether it spoke on iopub, alive but stuck in its start, or on no channel at all).
 
 Each code has one evidence layout (``RN140_KEYS``, ``RN141_KEYS``); a key that does not apply is None.
 What failed and when (``failure``, ``elapsed``) are facts for callers, not evidence.
@@ -32,7 +33,7 @@ StartFailure = Literal["no-such-kernel", "program-missing", "launch-error", "exi
 # None when it does not apply to the failure
 RN140_KEYS = ("kernel", "error", "missing", "kernelspec", "argv", "exit_code", "signal", "stderr_tail", "installed",
               "pid")
-RN141_KEYS = ("kernel", "startup_timeout", "argv", "stderr_tail", "pid")
+RN141_KEYS = ("kernel", "startup_timeout", "argv", "stderr_tail", "pid", "heard")
 _NO_IPYKERNEL = ("No module named ipykernel_launcher", "No module named ipykernel")
 
 
@@ -53,6 +54,7 @@ class StartFacts:
     error: str | None = None  # the launcher's exception, "Type: message"
     installed: Mapping[str, str] | None = None  # name -> folder of every kernelspec (no-such-kernel)
     kernelspec: str | None = None  # the kernelspec's folder
+    heard: tuple[str, ...] | None = None  # no-reply: the channels the kernel sent anything on ("shell", "iopub")
 
 
 class KernelStartError(Exception):
@@ -69,6 +71,7 @@ def _evidence(facts: StartFacts, keys: tuple[str, ...]) -> dict[str, Any]:
         "signal": signal_name(facts.exit_code), "stderr_tail": facts.stderr_tail[-3000:], "missing": facts.missing,
         "error": facts.error, "installed": dict(facts.installed) if facts.installed is not None else None,
         "kernelspec": facts.kernelspec, "pid": facts.pid, "startup_timeout": facts.startup_timeout,
+        "heard": list(facts.heard) if facts.heard is not None else None,
     }
     return {key: values[key] for key in keys}
 
@@ -107,6 +110,15 @@ def _message(facts: StartFacts) -> tuple[str, str | None]:
     return f"the kernel {name!r} cannot start: {reason}", None
 
 
+def _silence(heard: tuple[str, ...] | None) -> str:
+    """What the kernel did not do, by the channels it was heard on while nbmedic asked for kernel_info."""
+    if heard and "shell" in heard:  # a reply, but its iopub channel never spoke (a broken kernel)
+        return "answered kernel_info but sent nothing on iopub"
+    if heard:  # alive (its iopub spoke) but stuck before it serves requests
+        return "sent messages on iopub but did not answer kernel_info"
+    return "did not answer"
+
+
 def diagnose_start(facts: StartFacts) -> Finding:
     """RN141 when the kernel did not start or answer in time, else RN140 with why it could not start."""
     timeout = f"{facts.startup_timeout:g} s" if facts.startup_timeout is not None else "the start-up timeout"
@@ -114,7 +126,7 @@ def diagnose_start(facts: StartFacts) -> Finding:
         return make("RN141", facts.path, f"the kernel {facts.kernel!r} did not start within {timeout}",
                     evidence=_evidence(facts, RN141_KEYS))
     if facts.failure == "no-reply":
-        return make("RN141", facts.path, f"the kernel {facts.kernel!r} did not answer within {timeout} of starting",
-                    evidence=_evidence(facts, RN141_KEYS))
+        message = f"the kernel {facts.kernel!r} {_silence(facts.heard)} within {timeout} of starting"
+        return make("RN141", facts.path, message, evidence=_evidence(facts, RN141_KEYS))
     message, fix = _message(facts)
     return make("RN140", facts.path, message, evidence=_evidence(facts, RN140_KEYS), fix=fix)
