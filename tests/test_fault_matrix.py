@@ -272,7 +272,8 @@ def test_sixteen_kernels_started_at_once_all_succeed(tmp_path: Path, jupyter_hom
     nbs = [make_nb(folder, RECORD.format(sleep=HEALTHY_SLEEP), name=f"k{i:02d}.ipynb") for i in range(HEALTHY)]
     batch = _run_batch(tmp_path, jupyter_home, nbs, "-j", str(HEALTHY), "--memory-limit", str(CLI_LIMIT),
                        "--cell-timeout", str(HEALTHY_SLEEP + 3 * SLACK))
-    assert batch.code == 0, batch.stderr
+    # on failure, each finding's evidence too (the kernel's stderr tail and pid for RN140/RN141)
+    assert batch.code == 0, batch.stderr + json.dumps(batch.doc["findings"], indent=1)[:6000]
     assert batch.doc["findings"] == []
     assert [r["status"] for r in batch.doc["runs"]] == ["ok"] * HEALTHY
     spans = []
