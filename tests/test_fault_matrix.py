@@ -135,13 +135,19 @@ class Batch:
     took: float
 
 
-def _run_batch(tmp_path: Path, jupyter_home: dict[str, Path], nbs: list[Path], *args: str,
+def _run_batch(tmp_path: Path, jupyter_home: dict[str, Path], socket_dir: Path, nbs: list[Path], *args: str,
                limit: float = 240) -> Batch:
     """``nbmedic run --format json ARGS NBS`` as a subprocess with a private TMPDIR and a marker; then the
-    clean-up checks every combination shares: no process left, no file left anywhere it could write."""
+    clean-up checks every combination shares: no process left, no file left anywhere it could write.
+
+    The TMPDIR is under the short ``socket_dir``, so the kernels talk over ipc as with a usual /tmp; under
+    ``tmp_path`` their folders pass the 107-byte limit of a socket's name and nbmedic falls back to TCP on
+    127.0.0.1 (tested in ``test_run_faults.py``), where jupyter_client's choice of ports races with the
+    other kernels starting on the machine (jupyter_client#487)."""
     tag = uuid.uuid4().hex
-    tmp = tmp_path / "tmp"
+    tmp = socket_dir / "tmp"
     tmp.mkdir()
+    assert len(os.fsencode(tmp / "nbmedic-kernel-4194304-xxxxxxxx" / "kernel-9")) <= 107  # ipc, not TCP
     before = {p for p in tmp_path.rglob("*")}
     env = {**os.environ, "NBMEDIC_FAULT_MATRIX": tag, "TMPDIR": str(tmp)}
     began = time.monotonic()
@@ -235,14 +241,14 @@ def _check_fault(fault: Fault, findings: list[dict[str, Any]], run: dict[str, An
 @pytest.mark.parametrize("timeout_kind", ["cell", "run"])
 @pytest.mark.parametrize("memory_limit", [None, CLI_LIMIT], ids=["no-limit", "memory-limit"])
 @pytest.mark.parametrize("jobs", [1, 4])
-def test_fault_matrix(tmp_path: Path, jupyter_home: dict[str, Path], bare_python: str, jobs: int,
-                      memory_limit: int | None, timeout_kind: str) -> None:
+def test_fault_matrix(tmp_path: Path, jupyter_home: dict[str, Path], socket_dir: Path, bare_python: str,
+                      jobs: int, memory_limit: int | None, timeout_kind: str) -> None:
     _kernelspecs(jupyter_home["data"], bare_python)
     nbs = _folder(tmp_path / "nbs", HEALTHY)
     args = ["-j", str(jobs)]
     args += ["--memory-limit", str(memory_limit)] if memory_limit else []
     args += ["--cell-timeout", str(CELL_TIMEOUT)] if timeout_kind == "cell" else ["--timeout", str(RUN_TIMEOUT)]
-    batch = _run_batch(tmp_path, jupyter_home, nbs, *args)
+    batch = _run_batch(tmp_path, jupyter_home, socket_dir, nbs, *args)
     assert batch.code == 1, batch.stderr  # error findings
     findings, runs = _by_path(batch.doc, "findings"), _by_path(batch.doc, "runs")
     assert len(batch.doc["runs"]) == len(nbs)
@@ -267,10 +273,11 @@ RECORD = ("import os, time\nbegan = time.time()\ntime.sleep({sleep})\n"
           "print(os.getpid(), began, time.time())")
 
 
-def test_sixteen_kernels_started_at_once_all_succeed(tmp_path: Path, jupyter_home: dict[str, Path]) -> None:
+def test_sixteen_kernels_started_at_once_all_succeed(tmp_path: Path, jupyter_home: dict[str, Path],
+                                                    socket_dir: Path) -> None:
     folder = tmp_path / "nbs"
     nbs = [make_nb(folder, RECORD.format(sleep=HEALTHY_SLEEP), name=f"k{i:02d}.ipynb") for i in range(HEALTHY)]
-    batch = _run_batch(tmp_path, jupyter_home, nbs, "-j", str(HEALTHY), "--memory-limit", str(CLI_LIMIT),
+    batch = _run_batch(tmp_path, jupyter_home, socket_dir, nbs, "-j", str(HEALTHY), "--memory-limit", str(CLI_LIMIT),
                        "--cell-timeout", str(HEALTHY_SLEEP + 3 * SLACK))
     # on failure, each finding's evidence too (the kernel's stderr tail and pid for RN140/RN141)
     assert batch.code == 0, batch.stderr + json.dumps(batch.doc["findings"], indent=1)[:6000]
