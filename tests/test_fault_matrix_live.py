@@ -277,7 +277,10 @@ def test_start_up_faults_of_monitored_kernels(
     _assert_nothing_left(tag, runtime)
 
 
-SIG_DFL_SLEEP = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\ntime.sleep(60)"
+# the cell says when SIGINT's default is in place: an interrupt that came before (the cell had begun, by
+# cell.json, but not reached that line on a loaded machine) would only raise KeyboardInterrupt
+SIG_DFL_SLEEP = ("import pathlib, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+                 "pathlib.Path({ready!r}).touch()\ntime.sleep(60)")
 
 
 @pytest.mark.parametrize("supervisor", SUPERVISORS)
@@ -301,10 +304,10 @@ def test_an_interrupt_ends_a_kernel_still_starting_without_an_incident_but_not_o
             env = dict(os.environ, JPY_SESSION_NAME=str(starting.notebook), **{MARK: tag})
             await starting.km.start_kernel(kernel_id=starting.kernel_id, env=env, cwd=str(tmp_path / "nbs"))
             await running.start()
-            running.kc.execute(SIG_DFL_SLEEP)
-            await asyncio.to_thread(wait_for, lambda: (json.loads((live / running.kernel_id / "cell.json")
-                                    .read_text()) if (live / running.kernel_id / "cell.json").exists() else {})
-                                    .get("running"), 30, "the cell to run")
+            ready = tmp_path / "sigint-default"
+            running.kc.execute(SIG_DFL_SLEEP.format(ready=str(ready)))
+            await asyncio.to_thread(wait_for, ready.exists, 30, "the cell to reset SIGINT to its default")
+            assert json.loads((live / running.kernel_id / "cell.json").read_text()).get("running")
             for k in (starting, running):
                 await k.km.interrupt_kernel()  # not a shutdown: the manager is not shutting down
             await asyncio.to_thread(wait_for, lambda: _incident_of(data, running.kernel_id), 30,
