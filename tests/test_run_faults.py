@@ -256,6 +256,14 @@ def test_a_kernel_that_never_answers_is_rn141(tmp_path: Path, monkeypatch: pytes
     assert elapsed < 10
 
 
+def _patched_ipykernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, script: str) -> None:
+    """A kernelspec ``name`` running ``script`` (a patched ipykernel) under this test's JUPYTER_PATH.
+    -Xfrozen_modules=off: no debugger warning on iopub's stderr, which would stand in for its status."""
+    root = tmp_path / "jupyter"
+    kernelspec(root, name, [PY, "-Xfrozen_modules=off", "-c", script, "-f", "{connection_file}"])
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+
+
 # an ipykernel that never answers kernel_info (stuck in its start, say on a locked file): its iopub speaks
 # (ipykernel 7 welcomes each subscriber), so the finding can say it is alive but stuck
 STUCK_INFO = """
@@ -270,9 +278,7 @@ kernelapp.launch_new_instance()
 
 def test_a_kernel_alive_on_iopub_but_mute_on_shell_is_rn141_heard_on_iopub(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "jupyter"
-    kernelspec(root, "stuck", [PY, "-Xfrozen_modules=off", "-c", STUCK_INFO, "-f", "{connection_file}"])
-    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    _patched_ipykernel(tmp_path, monkeypatch, "stuck", STUCK_INFO)
     result, _, elapsed = run(make_nb(tmp_path, FIRST), kernel_name="stuck", startup_timeout=8)
     f = only(result, "RN141")
     assert f["evidence"]["heard"] == ["iopub"], f
@@ -304,10 +310,7 @@ kernelapp.launch_new_instance()
 def test_a_kernel_whose_first_iopub_messages_were_lost_still_starts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The start asks kernel_info again until iopub has spoken, not only until shell replied."""
-    root = tmp_path / "jupyter"
-    # -Xfrozen_modules=off: no debugger warning on iopub's stderr, which would stand in for the status
-    kernelspec(root, "late", [PY, "-Xfrozen_modules=off", "-c", LATE_IOPUB, "-f", "{connection_file}"])
-    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    _patched_ipykernel(tmp_path, monkeypatch, "late", LATE_IOPUB)
     result, saved, elapsed = run(make_nb(tmp_path, FIRST), kernel_name="late", startup_timeout=30)
     assert result.status == "ok", [(f.code, f.message) for f in result.findings]
     assert "first cell ran" in text_of(saved["cells"][0])
