@@ -40,6 +40,21 @@ PROBE = ("import sys, tracemalloc\n"
          "sorted(k for k in globals() if not k.startswith('_') and k not in ('In', 'Out', 'exit', 'quit', 'get_ipython', 'open')))")
 
 
+# the previous cell's snapshot as slow as on a loaded machine: its rate limit reaches far past its own end
+SLOW_SNAPSHOT = "import time\nget_ipython()._nbmedic_memprofile.next_snapshot = time.monotonic() + 3600"
+
+
+def test_a_short_cell_after_a_slow_snapshot_still_gets_its_peak(jupyter_home: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    """The rate limit spaces snapshots within a cell; each cell starts free of the previous one's."""
+    path = make_nb(tmp_path, DEFINE, SLOW_SNAPSHOT, PEAK)
+    result = run_notebook(path, output=tmp_path / "out.ipynb", profile_memory=True)
+    assert result.status == "ok", [f.message for f in result.findings]
+    peak = result.cells[2].memory_profile
+    assert peak is not None and peak["traced_peak"] - peak["traced_end"] > 30 * MiB
+    assert peak["peak"][0]["where"] == "cell 2, line 4" and peak["peak"][0]["bytes"] >= 10 * MiB
+
+
 @pytest.mark.parametrize(("fork", "frames"), [(True, None), (False, "4")], ids=["fork", "no-fork-4-frames"])
 def test_sites_at_the_end_and_at_the_peak(jupyter_home: dict[str, Path], tmp_path: Path, fork: bool,
                                           frames: str | None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ swallows its own errors, so a cell never sees one.
 * ``install``: ``tracemalloc.start(NFRAMES)``, the ``pre_run_cell`` / ``post_run_cell`` hooks and a watcher
   thread;
 * ``pre_run_cell``: the cell's start level (traced bytes), ``tracemalloc.reset_peak()``, the previous cell's
-  peak file removed;
+  peak file removed, the snapshots' rate limit (``SNAPSHOT_SHARE``) lifted;
 * the watcher (every ``POLL`` s while a cell runs): when the traced memory has grown past the latest
   snapshot's level by ``GROWTH_SHARE`` and ``GROWTH_MIN``, a snapshot; its top sites go to ``PEAK_FILE``
   at once (a kernel killed for memory cannot report afterwards);
@@ -161,6 +161,9 @@ class Profiler:
                 tracemalloc.reset_peak()
                 self.level = self.peak = tracemalloc.get_traced_memory()[0]
                 self.peak_sites, self.peak_at = None, 0
+                # the rate limit spaces snapshots within a cell; one the previous cell took must not
+                # leave a short cell that follows without any snapshot of its peak
+                self.next_snapshot = 0.0
                 self.running.set()
         except Exception:  # noqa: BLE001, S110 - never into the user's cell
             pass
